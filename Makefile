@@ -1,0 +1,51 @@
+# SyncroX-trio. Two commands matter: `make run` (everything) and `make test` (every test).
+# Both bootstrap what they need: a pinned uv in .tools/, then the locked environment in .venv/.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+FUZZ_SECONDS ?= 60
+ARGS ?=
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: install run test check lint typecheck fuzz fuzz-ci bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	$(VENV)/bin/syncrox-trio run $(ARGS)
+
+test: install
+	$(PY) -m pytest $(ARGS)
+
+check: lint typecheck
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy --strict syncrox
+
+fuzz: install
+	$(PY) -m fuzz.campaign --seconds-per-target $(FUZZ_SECONDS)
+
+# The bounded campaign CI runs on every submission (about a minute in all).
+fuzz-ci: install
+	$(PY) -m fuzz.campaign --total-seconds 60
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,25 @@
+"""SyncroX web UI: the entry point (``streamlit run frontend/app.py``).
+
+One ``st.navigation`` router over ``views/`` (not ``pages/``, which Streamlit would also
+auto-discover as an old-style multipage app). Views talk to the servers only through
+``backend`` (which uses ``syncrox.client``); session state is initialised once, here. No
+user-supplied text is ever rendered with ``unsafe_allow_html`` (the original's XSS), so
+Streamlit escapes it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import state
+
+st.set_page_config(page_title="SyncroX", page_icon=":material/hub:", layout="wide")
+state.ensure_defaults()
+
+home = st.Page("views/home.py", title="Home", icon=":material/home:", default=True)
+# Pages that need a room appear once the user is in one; each service adds its page here.
+room_pages: list[st.Page] = []
+
+navigation = st.navigation([home, *room_pages] if state.in_room() else [home])
+state.sidebar()
+navigation.run()

@@ -1,0 +1,5 @@
+import sys
+
+from syncrox.cli import main
+
+sys.exit(main())

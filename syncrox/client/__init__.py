@@ -1,0 +1,1 @@
+"""Trio clients of every service, used by the CLI, the web UI and the tests."""

@@ -1,0 +1,246 @@
+"""One typed configuration object for every SyncroX process.
+
+Values come from four layers; each later layer overrides the earlier ones:
+
+1. the defaults below (the seed's ports, host 127.0.0.1, ``./data``);
+2. a TOML file (``--config PATH`` or ``SYNCROX_CONFIG``), whose tables mirror the sections
+   (``host = "..."``, ``[ports] chat = 9009``, ``[rooms] room_idle_expiry_s = 3600``);
+3. ``SYNCROX_*`` environment variables, named after the dotted key in upper case with dots
+   turned into underscores (``ports.chat`` → ``SYNCROX_PORTS_CHAT``);
+4. command-line flags (``--host``, ``--chat-port``, ``--set rooms.room_idle_expiry_s=60``).
+
+Units live in field names (``_s`` seconds, ``_ms`` milliseconds, ``_bytes``) so that a value
+is never read with the wrong unit. A port of 0 asks the OS for any free port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syncrox.errors import ConfigError
+
+ENV_PREFIX = "SYNCROX_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Listening ports, keyed by the service names used in ``ports.json``."""
+
+    rooms: int = 9013
+    chat: int = 9009
+    files_tcp: int = 9010
+    files_udp: int = 9011
+    collab: int = 9011
+    exec: int = 9012
+    ui: int = 8501
+
+
+@dataclass(frozen=True)
+class TcpLimits:
+    """Bounds every TCP service applies to every connection."""
+
+    max_line_bytes: int = 4096
+    idle_timeout_s: float = 300.0
+    max_connections: int = 1024
+    # A peer that keeps sending lines we must refuse is closed after this many in a row.
+    max_consecutive_errors: int = 10
+    send_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class RoomsConfig:
+    """Room manager policy."""
+
+    # A room with no members is deleted once it has seen no activity for this long.
+    room_idle_expiry_s: float = 24 * 3600.0
+    # A membership (token) unused for this long, and not held by a live connection, lapses.
+    member_idle_expiry_s: float = 6 * 3600.0
+    expiry_sweep_interval_s: float = 60.0
+    # Wrong room codes cost one token from a per-address bucket; successful joins are free,
+    # so classes behind one NAT are not punished, while guessing 9000 codes takes hours.
+    join_failure_burst: int = 5
+    join_failure_refill_s: float = 10.0
+    create_burst: int = 20
+    create_refill_s: float = 3.0
+    max_members_per_room: int = 64
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+    ports: Ports = field(default_factory=Ports)
+    tcp: TcpLimits = field(default_factory=TcpLimits)
+    rooms: RoomsConfig = field(default_factory=RoomsConfig)
+
+    def with_overrides(self, overrides: Mapping[str, object]) -> Config:
+        """A copy with dotted keys replaced (values already typed or strings to convert)."""
+        built: Config = _build(type(self), _nest(overrides), base=self, prefix="")
+        return built
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cli_overrides: Mapping[str, object] | None = None,
+) -> Config:
+    """Build the config from defaults, then TOML, then the environment, then the CLI."""
+    environ = os.environ if environ is None else environ
+    config = Config()
+    file_path = config_file or _env_config_path(environ)
+    if file_path is not None:
+        config = config.with_overrides(_flatten(_read_toml(file_path)))
+    config = config.with_overrides(_env_overrides(environ))
+    if cli_overrides:
+        config = config.with_overrides(cli_overrides)
+    validate(config)
+    # Absolute, so that a child process (the UI) or a later chdir sees the same directory.
+    return dataclasses.replace(config, data_dir=config.data_dir.expanduser().absolute())
+
+
+def config_keys(cls: type[Any] = Config, prefix: str = "") -> dict[str, Any]:
+    """Every dotted key of the config mapped to its annotated type."""
+    keys: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys.update(config_keys(typing.cast(type[Any], hint), f"{prefix}{f.name}."))
+        else:
+            keys[prefix + f.name] = hint
+    return keys
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace(".", "_")
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Parse a ``--set key=value`` argument."""
+    key, sep, value = text.partition("=")
+    if not sep or key.strip() not in config_keys():
+        raise ConfigError(f"--set expects KEY=VALUE with a known key, got {text!r}")
+    return key.strip(), value
+
+
+def validate(config: Config) -> None:
+    for name, port in dataclasses.asdict(config.ports).items():
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"ports.{name} must be 0..65535, got {port}")
+    if config.log_level not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    for key in config_keys():
+        value = _get(config, key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{key} must not be negative, got {value}")
+
+
+def _env_config_path(environ: Mapping[str, str]) -> Path | None:
+    raw = environ.get(ENV_PREFIX + "CONFIG")
+    return Path(raw) if raw else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, object]:
+    return {key: environ[env_name(key)] for key in config_keys() if env_name(key) in environ}
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _nest(flat: Mapping[str, object]) -> dict[str, Any]:
+    known = config_keys()
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key {key!r}")
+        *sections, leaf = key.split(".")
+        table = nested
+        for section in sections:
+            table = table.setdefault(section, {})
+        table[leaf] = value
+    return nested
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], *, base: Any, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        hint = hints[name]
+        current = getattr(base, name)
+        if dataclasses.is_dataclass(hint):
+            changes[name] = _build(
+                typing.cast(type[Any], hint), value, base=current, prefix=f"{prefix}{name}."
+            )
+        else:
+            changes[name] = _coerce(prefix + name, hint, value)
+    return dataclasses.replace(base, **changes)
+
+
+def _coerce(key: str, hint: Any, value: object) -> object:
+    """Turn a TOML value or a string from the environment / CLI into the field's type."""
+    if isinstance(hint, types.UnionType):  # e.g. ``int | None``: try the concrete member
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    try:
+        if hint is bool:
+            return _to_bool(value)
+        if hint is Path:
+            return Path(str(value))
+        if hint in (int, float) and isinstance(value, bool):
+            raise ValueError("a boolean is not a number")
+        if hint is int and isinstance(value, float):
+            raise ValueError("expected a whole number")
+        if hint in (int, float, str):
+            return hint(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: cannot use {value!r} ({exc})") from exc
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _get(config: Config, key: str) -> object:
+    value: object = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value

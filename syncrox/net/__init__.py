@@ -1,0 +1,1 @@
+"""The Trio edge: bounded line streams and the TCP server loop."""

@@ -1,0 +1,1 @@
+"""One Trio server per service, the room registry, and the runner that starts them all."""

@@ -1,0 +1,66 @@
+"""``syncrox-trio run``: every service in one ``trio.run``, one nursery, one store.
+
+Start-up: drop a stale ``ports.json``, open the store (which locks the data directory),
+start each service with ``nursery.start`` (so it is listening before the next starts),
+write ``ports.json``, then start the web UI, which reads it. Shutdown is cancellation: each
+service stops accepting, its connections are cancelled, SQLite writes in flight complete
+(they are never abandoned half-way) and the store is closed last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from syncrox.config import Config
+from syncrox.logs import log_event
+from syncrox.services import rooms
+from syncrox.services.context import BoundPorts, ServeFunction, ServiceContext
+from syncrox.services.registry import RoomRegistry
+from syncrox.services.ui import run_ui
+from syncrox.store import Store
+from syncrox.store.blobs import write_file_atomically
+
+logger = logging.getLogger("syncrox.run")
+
+PORTS_FILE = "ports.json"
+
+# (name, serve) of every service, in start order. Each later service adds itself here.
+SERVICES: Sequence[tuple[str, ServeFunction]] = (("rooms", rooms.serve),)
+
+
+async def run_services(
+    config: Config,
+    *,
+    ui: bool = True,
+    task_status: trio.TaskStatus[BoundPorts] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    ports_file = config.data_dir / PORTS_FILE
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(config.data_dir)
+    ports_file.unlink(missing_ok=True)
+    try:
+        ctx = ServiceContext(config, store, RoomRegistry(store.rooms, config.rooms))
+        async with trio.open_nursery() as nursery:
+            ports: BoundPorts = {}
+            for name, serve in SERVICES:
+                ports.update(await nursery.start(serve, ctx))
+                log_event(logger, "service.ready", service=name)
+            _write_ports(ports_file, ports)
+            if ui and (ui_port := await nursery.start(run_ui, config, ports_file)):
+                ports["ui"] = ui_port
+                _write_ports(ports_file, ports)
+            log_event(logger, "ready", data_dir=config.data_dir, **ports)
+            task_status.started(dict(ports))
+    finally:
+        ports_file.unlink(missing_ok=True)
+        store.close()
+        log_event(logger, "stopped")
+
+
+def _write_ports(path: Path, ports: BoundPorts) -> None:
+    write_file_atomically(path, (json.dumps(ports, indent=2, sort_keys=True) + "\n").encode())

@@ -1,0 +1,135 @@
+"""The Streamlit web UI as a child process of ``syncrox-trio run``.
+
+The UI is started only after the services are listening and ``ports.json`` is written; it
+learns where they are from ``SYNCROX_PORTS_FILE`` and ``SYNCROX_CONNECT_HOST``. It counts as
+started once ``/_stcore/health`` answers. On shutdown it gets SIGTERM, then SIGKILL after
+``UI_STOP_GRACE_S``, so ``run`` always exits within its 5-second budget. If the UI process
+dies, the services keep running and the failure is logged.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import trio
+
+from syncrox.config import Config
+from syncrox.logs import log_event
+
+logger = logging.getLogger("syncrox.ui")
+
+UI_START_TIMEOUT_S = 60.0
+UI_STOP_GRACE_S = 2.0
+HEALTH_POLL_S = 0.2
+PR_SET_PDEATHSIG = 1
+FRONTEND_APP = Path(__file__).resolve().parents[2] / "frontend" / "app.py"
+
+
+def connect_host(bind_host: str) -> str:
+    """Where a local client should connect to reach a server bound to ``bind_host``."""
+    wildcard = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+    return wildcard.get(bind_host, bind_host)
+
+
+def free_port(host: str) -> int:
+    """A port that was free a moment ago (Streamlit cannot report the port it bound)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def streamlit_command(app: Path, host: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.headless", "true",
+        "--server.address", host,
+        "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+        "--logger.level", "warning",
+    ]  # fmt: skip
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM us if ``run`` dies (even ``kill -9``),
+    so a crashed server never leaves an orphaned UI holding its port."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def _terminate_then_kill(process: trio.Process) -> None:
+    process.terminate()
+    with trio.move_on_after(UI_STOP_GRACE_S):
+        await process.wait()
+        return
+    process.kill()
+
+
+async def run_ui(
+    config: Config,
+    ports_file: Path,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    if not await trio.Path(FRONTEND_APP).is_file():
+        log_event(logger, "ui.missing", logging.ERROR, path=FRONTEND_APP)
+        task_status.started(0)
+        return
+    port = config.ports.ui or free_port(config.host)
+    env = {
+        **os.environ,
+        "SYNCROX_PORTS_FILE": str(ports_file),
+        "SYNCROX_CONNECT_HOST": connect_host(config.host),
+    }
+    command = streamlit_command(FRONTEND_APP, config.host, port)
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(
+            functools.partial(
+                trio.run_process,
+                command,
+                env=env,
+                check=False,
+                deliver_cancel=_terminate_then_kill,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        )
+        with trio.fail_after(UI_START_TIMEOUT_S):
+            await _wait_healthy(connect_host(config.host), port, process)
+        log_event(logger, "service.start", host=config.host, port=port, pid=process.pid)
+        task_status.started(port)
+    log_event(logger, "ui.exited", logging.ERROR, returncode=process.returncode)
+
+
+async def _wait_healthy(host: str, port: int, process: trio.Process) -> None:
+    while process.returncode is None:
+        if await _health_ok(host, port):
+            return
+        await trio.sleep(HEALTH_POLL_S)
+    raise RuntimeError(f"streamlit exited with status {process.returncode} while starting")
+
+
+async def _health_ok(host: str, port: int) -> bool:
+    try:
+        stream = await trio.open_tcp_stream(host, port)
+    except OSError:
+        return False
+    reply = b""
+    try:
+        async with stream:
+            request = f"GET /_stcore/health HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n"
+            await stream.send_all(request.encode("ascii"))
+            with trio.move_on_after(2):
+                while len(reply) < 65536 and (chunk := await stream.receive_some(4096)):
+                    reply += chunk
+    except trio.BrokenResourceError:
+        return False
+    return reply.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))

@@ -1,0 +1,66 @@
+"""The home page with Streamlit's AppTest, against a real server in a subprocess."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.e2e.process import running_server
+
+APP = Path(__file__).resolve().parents[2] / "frontend" / "app.py"
+APP_TIMEOUT_S = 30
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
+    data_dir = tmp_path / "data"
+    with running_server(data_dir) as (_, ports):
+        monkeypatch.setenv("SYNCROX_PORTS_FILE", str(data_dir / "ports.json"))
+        yield ports
+
+
+def fresh_app() -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT_S)
+    app.run()
+    assert not app.exception
+    return app
+
+
+def test_create_a_room_then_a_second_user_joins_it(server: dict[str, int]) -> None:
+    alice = fresh_app()
+    alice.text_input(key="home_user").input("alice")
+    alice.button(key="home_create").click().run()
+    assert not alice.exception and not alice.error
+    code = alice.session_state["room"]
+    assert len(code) == 4 and code.isdigit()
+    assert any(code in metric.value for metric in alice.metric)
+
+    bob = fresh_app()
+    bob.text_input(key="home_user").input("bob")
+    bob.text_input(key="home_code").input(code)
+    bob.button(key="home_join").click().run()
+    assert not bob.error and bob.session_state["room"] == code
+
+
+def test_refusals_are_shown_not_raised(server: dict[str, int]) -> None:
+    app = fresh_app()
+    app.text_input(key="home_user").input("no spaces allowed")
+    app.button(key="home_create").click().run()
+    assert not app.exception
+    assert "user name" in app.error[0].value
+    app.text_input(key="home_user").input("carol")
+    app.text_input(key="home_code").input("12")
+    app.button(key="home_join").click().run()
+    assert "room code" in app.error[0].value
+    assert app.session_state["room"] == ""
+
+
+def test_leaving_the_room_returns_home(server: dict[str, int]) -> None:
+    app = fresh_app()
+    app.text_input(key="home_user").input("dave")
+    app.button(key="home_create").click().run()
+    app.sidebar.button(key="leave_room").click().run()
+    assert not app.exception and app.session_state["token"] == ""

@@ -1,0 +1,42 @@
+"""A raw line client for service tests: what a user with netcat would type."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from syncrox.net.lines import LineConnection
+
+
+class RawClient:
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.conn = LineConnection(stream, max_line_bytes=1 << 20)
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def line(self) -> str | None:
+        return await self.conn.receive_line()
+
+    async def ask(self, line: str) -> str:
+        await self.send(line.encode() + b"\n")
+        reply = await self.line()
+        assert reply is not None, f"connection closed after {line!r}"
+        return reply
+
+    async def closed(self) -> bool:
+        """True once the server has closed its side (EOF after any pending lines)."""
+        while True:
+            line = await self.line()
+            if line is None:
+                return True
+
+
+@asynccontextmanager
+async def raw_client(port: int) -> AsyncIterator[RawClient]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        yield RawClient(stream)
