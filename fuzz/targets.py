@@ -19,6 +19,7 @@ Outcome = tuple[str, str]
 
 
 def _drain(buffer: FrameBuffer) -> list[Outcome]:
+    """Every line and framing error ``buffer`` can produce now; lines respect its limit."""
     outcomes: list[Outcome] = []
     while True:
         try:
@@ -28,7 +29,7 @@ def _drain(buffer: FrameBuffer) -> list[Outcome]:
             continue
         if line is None:
             return outcomes
-        assert len(line.encode("utf-8")) <= MAX_LINE_BYTES
+        assert len(line.encode("utf-8")) <= buffer.max_line_bytes
         outcomes.append(("line", line))
 
 
