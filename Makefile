@@ -47,5 +47,12 @@ fuzz: install
 fuzz-ci: install
 	$(PY) -m fuzz.campaign --total-seconds 60
 
+# Every benchmark in bench/ (each ends with a RESULT line). `make bench ARGS=--quick`.
+bench: install
+	@set -e; for script in bench/[a-z]*.py; do \
+		case $$script in bench/common.py) continue;; esac; \
+		echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) $(ARGS); \
+	done
+
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.targets import split_lines
+from fuzz.targets_foundation import split_lines
 from syncrox.errors import BAD_UTF8, LINE_TOO_LONG, LocalProtocolError, RemoteProtocolError
 from syncrox.protocol.framing import (
     FrameBuffer,

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.targets import rooms_command
+from fuzz.targets_foundation import rooms_command
 from syncrox.errors import RemoteProtocolError
 from syncrox.protocol import rooms as proto
 
