@@ -75,6 +75,13 @@ class RoomsConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    # False runs SQLite on the event loop instead of a worker thread: for tests in virtual
+    # time (MockClock autojump leaps over deadlines while a thread runs) and tiny setups.
+    sqlite_worker_thread: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     data_dir: Path = Path("data")
@@ -82,6 +89,7 @@ class Config:
     ports: Ports = field(default_factory=Ports)
     tcp: TcpLimits = field(default_factory=TcpLimits)
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     def with_overrides(self, overrides: Mapping[str, object]) -> Config:
         """A copy with dotted keys replaced (values already typed or strings to convert)."""

@@ -41,7 +41,7 @@ async def run_services(
 ) -> None:
     ports_file = config.data_dir / PORTS_FILE
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store.open(config.data_dir)
+    store = Store.open(config.data_dir, sqlite_worker_thread=config.store.sqlite_worker_thread)
     ports_file.unlink(missing_ok=True)
     try:
         ctx = ServiceContext(config, store, RoomRegistry(store.rooms, config.rooms))

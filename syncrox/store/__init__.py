@@ -35,11 +35,13 @@ class Store:
     _lock_fd: int
 
     @classmethod
-    def open(cls, data_dir: Path) -> Store:
+    def open(cls, data_dir: Path, *, sqlite_worker_thread: bool = True) -> Store:
         data_dir.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock_directory(data_dir)
         try:
-            db = Database.open(data_dir / DATABASE_NAME, SCHEMAS)
+            db = Database.open(
+                data_dir / DATABASE_NAME, SCHEMAS, worker_thread=sqlite_worker_thread
+            )
             blobs = BlobStore(data_dir / "blobs")
         except BaseException:
             os.close(lock_fd)

@@ -8,8 +8,13 @@ is refused rather than misread, and a corrupt file is reported, never silently r
 
 Access from Trio goes through ``Database.run(fn)``: ``fn(connection)`` runs in a worker
 thread, one at a time (SQLite serialises writers anyway), so the event loop never blocks
-on disk. ``synchronous=NORMAL`` in WAL mode makes every commit survive a crash of the
-process (``kill -9``); only a power loss can lose the last commits (see docs/SECURITY.md).
+on disk. With ``worker_thread=False`` it runs inline on the event loop instead: tests in
+virtual time need that, because ``MockClock``'s autojump treats a task waiting on a thread
+as blocked and leaps the clock to the next deadline (measured: 1000 virtual seconds passed
+during one 0.3 s thread call), which would fire every protocol timer spuriously.
+
+``synchronous=NORMAL`` in WAL mode makes every commit survive a crash of the process
+(``kill -9``); only a power loss can lose the last commits (see docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -45,14 +50,17 @@ class Schema:
 
 
 class Database:
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, path: Path, *, worker_thread: bool = True
+    ) -> None:
         self.path = path
+        self.worker_thread = worker_thread
         self._connection = connection
         self._lock = threading.Lock()
         self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
-    def open(cls, path: Path, schemas: Sequence[Schema]) -> Database:
+    def open(cls, path: Path, schemas: Sequence[Schema], *, worker_thread: bool = True) -> Database:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -61,7 +69,7 @@ class Database:
             connection.execute("PRAGMA quick_check").fetchone()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
-        database = cls(connection, path)
+        database = cls(connection, path, worker_thread=worker_thread)
         try:
             database.call(lambda conn: _migrate(conn, schemas))
         except BaseException:
@@ -78,8 +86,12 @@ class Database:
                 raise StoreError(f"database error: {exc}") from exc
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in a worker thread. It is never abandoned half-way on cancellation,
-        so a write either commits or rolls back before the caller sees the cancel."""
+        """Run ``fn`` in a worker thread (or inline, see the module docstring). It is never
+        abandoned half-way on cancellation, so a write either commits or rolls back before
+        the caller sees the cancel."""
+        if not self.worker_thread:
+            await trio.lowlevel.checkpoint()
+            return self.call(fn)
         return await trio.to_thread.run_sync(self.call, fn, limiter=self._limiter)
 
     def close(self) -> None:

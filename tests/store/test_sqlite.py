@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from syncrox.errors import StoreError
 from syncrox.store import Store
@@ -89,3 +90,18 @@ def test_a_data_directory_serves_one_server_at_a_time(tmp_path: Path) -> None:
     with Store.open(tmp_path), pytest.raises(StoreError, match="in use"):
         Store.open(tmp_path)
     Store.open(tmp_path).close()  # released on close
+
+
+async def test_inline_mode_keeps_virtual_time_still(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With a worker thread, autojump would leap to the sleeper's deadline during the call."""
+    db = Database.open(tmp_path / "db.sqlite", [V1], worker_thread=False)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep, 1000)
+        before = trio.current_time()
+        with trio.fail_after(10):
+            for _ in range(20):
+                await db.run(lambda c: c.execute("INSERT INTO widgets (name) VALUES ('x')"))
+        assert trio.current_time() == before
+        nursery.cancel_scope.cancel()
