@@ -1,0 +1,49 @@
+"""`syncrox-trio rooms ...` against a real server, as a user would type it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.process import running_server
+
+CLI_TIMEOUT_S = 30
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncrox", *args],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_rooms_commands_via_ports_file(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with running_server(data_dir):
+        where = ("--ports-file", str(data_dir / "ports.json"))
+        created = cli("rooms", "create", "--user", "alice", *where)
+        assert created.returncode == 0, created.stderr
+        lines = dict(line.split(" ", 1) for line in created.stdout.splitlines())
+        code, token = lines["room"], lines["token"]
+        assert cli("rooms", "exists", "--room", code, *where).returncode == 0
+        joined = cli("rooms", "join", "--room", code, "--user", "bob", *where)
+        assert joined.returncode == 0 and joined.stdout.startswith("token ")
+        whoami = cli("rooms", "whoami", "--token", token, *where)
+        assert whoami.stdout.split() == ["room", code, "user", "alice"]
+        taken = cli("rooms", "join", "--room", code, "--user", "ALICE", *where)
+        assert taken.returncode == 1 and "NAME_TAKEN" in taken.stderr
+        bad = cli("rooms", "create", "--user", "two words", *where)
+        assert bad.returncode != 0 and "BAD_USER" in bad.stderr
+        other = "1000" if code != "1000" else "1001"
+        missing = cli("rooms", "exists", "--room", other, *where)
+        assert missing.returncode == 1 and "not found" in missing.stdout
+
+
+def test_client_reports_an_unreachable_server(tmp_path: Path) -> None:
+    result = cli("rooms", "create", "--user", "alice", "--rooms-port", "1")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error:")
