@@ -1,0 +1,551 @@
+"""One file transfer as an explicit state machine, for both ends and both directions. Sans-IO.
+
+Theory of operation
+-------------------
+The client opens every transfer (upload: it sends the data; download: the server does); the
+File Control channel has already given it a ``session_id``, which every packet carries and
+by which the server finds the session (never by address).
+
+    client                                   server
+    SYN  (codec, algo, mss proposals)  ->                   IDLE -> SYN_RCVD
+                                       <-  SYN-ACK (codec, algo, mss, size, total, sha256,
+    SYN_SENT -> ESTABLISHED                         ack = chunks already held on an upload)
+    ACK seq=0 (ack = chunks already held  ->                SYN_RCVD -> ESTABLISHED
+              on a download)
+    ... DATA seq=1..total / ACK (cumulative ack, rwnd, sack) in the negotiated codec ...
+    data sender: every chunk acked -> FIN seq=total+1           ESTABLISHED -> FIN_SENT
+    data receiver: FIN, all chunks held -> FIN_RCVD; the edge verifies SHA-256 and stores
+    the file, then ``commit`` -> FIN-ACK -> TIME_WAIT (re-answers a repeated FIN) -> CLOSED
+    data sender: FIN-ACK -> CLOSED (the file is stored: only now is the transfer a success)
+
+SYN, SYN-ACK and FIN are retransmitted with exponential back-off and give up after
+``max_retries``; duplicates are answered idempotently with the same reply. The handshake's
+ACK (``seq`` 0) is consumed here and never reaches the sender's RTT or duplicate-ACK logic
+(the original's flaw 14). A DATA on the server before that ACK completes the handshake too.
+``TRANSITIONS`` lists every legal (state, trigger); a datagram whose trigger is not legal in
+the current state, or not meant for this end's role, is dropped and counted, never obeyed.
+Local misuse (``commit`` at the wrong time) raises ``LocalProtocolError``. Any end that
+fails sends RST with a reason code, so the peer learns why instead of timing out. A session
+that hears nothing valid for ``idle_timeout_s`` fails with ``IDLE``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from syncrox.errors import BAD_ARGUMENT, LocalProtocolError, RemoteProtocolError
+from syncrox.protocol.rudp.codec import Encoder, max_payload_bytes
+from syncrox.protocol.rudp.congestion import ALGORITHMS, DEFAULT_ALGORITHM, make_controller
+from syncrox.protocol.rudp.packets import (
+    DEFAULT_MSS_BYTES,
+    MIN_MSS_BYTES,
+    Codec,
+    Packet,
+    PacketType,
+    chunk_count,
+)
+from syncrox.protocol.rudp.receiver import Receiver
+from syncrox.protocol.rudp.rtt import RttEstimator
+from syncrox.protocol.rudp.sender import ChunkSource, EventHook, Sender
+
+# RST reason codes
+TIMEOUT = "TIMEOUT"
+IDLE = "IDLE"
+BAD_HANDSHAKE = "BAD_HANDSHAKE"
+ABORTED = "ABORTED"
+
+
+class Role(enum.Enum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class Direction(enum.Enum):
+    UPLOAD = "upload"  # the client sends the file
+    DOWNLOAD = "download"  # the server sends the file
+
+
+class State(enum.Enum):
+    IDLE = "IDLE"
+    SYN_SENT = "SYN_SENT"
+    SYN_RCVD = "SYN_RCVD"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_SENT = "FIN_SENT"
+    FIN_RCVD = "FIN_RCVD"
+    TIME_WAIT = "TIME_WAIT"
+    CLOSED = "CLOSED"
+    FAILED = "FAILED"
+
+
+class Trigger(enum.Enum):
+    CONNECT = "connect"
+    SYN = "SYN"
+    SYN_ACK = "SYN-ACK"
+    HANDSHAKE_ACK = "ACK seq=0"
+    DATA = "DATA"
+    ACK = "ACK"
+    FIN = "FIN"
+    FIN_ACK = "FIN-ACK"
+    RST = "RST"
+    ALL_ACKED = "all acked"
+    COMMITTED = "committed"
+    TIMER = "timer"
+    GIVE_UP = "give up"
+
+
+S, T = State, Trigger
+_LIVE = (S.IDLE, S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.FIN_SENT, S.FIN_RCVD, S.TIME_WAIT)
+TRANSITIONS: dict[tuple[State, Trigger], State] = {
+    (S.IDLE, T.CONNECT): S.SYN_SENT,
+    (S.IDLE, T.SYN): S.SYN_RCVD,
+    (S.SYN_SENT, T.SYN_ACK): S.ESTABLISHED,
+    (S.SYN_SENT, T.TIMER): S.SYN_SENT,
+    (S.SYN_RCVD, T.SYN): S.SYN_RCVD,
+    (S.SYN_RCVD, T.TIMER): S.SYN_RCVD,
+    (S.SYN_RCVD, T.HANDSHAKE_ACK): S.ESTABLISHED,
+    (S.SYN_RCVD, T.DATA): S.ESTABLISHED,
+    (S.ESTABLISHED, T.SYN): S.ESTABLISHED,
+    (S.ESTABLISHED, T.SYN_ACK): S.ESTABLISHED,
+    (S.ESTABLISHED, T.HANDSHAKE_ACK): S.ESTABLISHED,
+    (S.ESTABLISHED, T.DATA): S.ESTABLISHED,
+    (S.ESTABLISHED, T.ACK): S.ESTABLISHED,
+    (S.ESTABLISHED, T.TIMER): S.ESTABLISHED,
+    (S.ESTABLISHED, T.ALL_ACKED): S.FIN_SENT,
+    (S.ESTABLISHED, T.FIN): S.FIN_RCVD,
+    (S.FIN_SENT, T.SYN_ACK): S.FIN_SENT,
+    (S.FIN_SENT, T.HANDSHAKE_ACK): S.FIN_SENT,
+    (S.FIN_SENT, T.ACK): S.FIN_SENT,
+    (S.FIN_SENT, T.TIMER): S.FIN_SENT,
+    (S.FIN_SENT, T.FIN_ACK): S.CLOSED,
+    (S.FIN_RCVD, T.SYN_ACK): S.FIN_RCVD,
+    (S.FIN_RCVD, T.DATA): S.FIN_RCVD,
+    (S.FIN_RCVD, T.FIN): S.FIN_RCVD,
+    (S.FIN_RCVD, T.COMMITTED): S.TIME_WAIT,
+    (S.TIME_WAIT, T.SYN_ACK): S.TIME_WAIT,
+    (S.TIME_WAIT, T.DATA): S.TIME_WAIT,
+    (S.TIME_WAIT, T.FIN): S.TIME_WAIT,
+    (S.TIME_WAIT, T.TIMER): S.CLOSED,
+    **{(state, T.RST): S.FAILED for state in _LIVE},
+    **{(state, T.GIVE_UP): S.FAILED for state in _LIVE},
+}
+TERMINAL = frozenset({S.CLOSED, S.FAILED})
+# Which end may receive which packet trigger at all, given who sends the data.
+_SENDER_INPUTS = frozenset({T.ACK, T.FIN_ACK})
+_RECEIVER_INPUTS = frozenset({T.DATA, T.FIN})
+_CLIENT_INPUTS = frozenset({T.SYN_ACK})
+_SERVER_INPUTS = frozenset({T.SYN, T.HANDSHAKE_ACK})
+
+
+@dataclass(frozen=True)
+class Limits:
+    rto_min_ms: float = 200.0
+    rto_max_ms: float = 30_000.0
+    handshake_rto_s: float = 1.0
+    max_retries: int = 8
+    buffer_bytes: int = 4 * 1024 * 1024
+    max_mss_bytes: int = 60 * 1024
+    idle_timeout_s: float = 60.0
+    linger_s: float = 1.0
+    codecs: tuple[Codec, ...] = (Codec.JSON, Codec.BINARY)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the client proposes in its SYN."""
+
+    codec: Codec = Codec.JSON
+    algo: str = DEFAULT_ALGORITHM
+    mss: int = DEFAULT_MSS_BYTES
+
+
+@dataclass
+class ConnectionStats:
+    datagrams_in: int = 0
+    dropped: int = 0  # legal datagrams that make no sense in this state or role
+    rejected: int = 0  # datagrams whose content we refused (wrong chunk, ...)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Connection:
+    def __init__(
+        self,
+        *,
+        role: Role,
+        direction: Direction,
+        session_id: str,
+        room: str,
+        filename: str,
+        limits: Limits,
+        now: float,
+        size: int = 0,
+        sha256: str = "",
+        source: ChunkSource | None = None,
+        offer: Offer = Offer(),
+        resume_bytes: int = 0,
+        resume_mss: int = 0,
+        on_event: EventHook | None = None,
+    ) -> None:
+        self.role, self.direction, self.limits = role, direction, limits
+        self.session_id, self.room, self.filename = session_id, room, filename
+        self.size, self.sha256, self.source, self.offer = size, sha256, source, offer
+        self.resume_bytes, self.resume_mss, self.on_event = resume_bytes, resume_mss, on_event
+        self.state = State.IDLE
+        self.stats = ConnectionStats()
+        self.failure: tuple[str, str] | None = None  # (code, text) once FAILED
+        self.codec, self.algo, self.mss = Codec.JSON, offer.algo, offer.mss
+        self.total = 0
+        self.resume_chunks = 0
+        self.sender: Sender | None = None
+        self.receiver: Receiver | None = None
+        self._json = Encoder(Codec.JSON, session_id, room, filename)
+        self._encoder = self._json
+        self._outbox: list[bytes] = []
+        self._reply: bytes = b""  # the handshake reply repeated for duplicates
+        self._retries = 0
+        self._deadline: float | None = None  # handshake / FIN / linger timer
+        self._last_heard = now
+
+    # ------------------------------------------------------------------ roles
+
+    @property
+    def sends_data(self) -> bool:
+        return (self.role is Role.CLIENT) == (self.direction is Direction.UPLOAD)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state is State.CLOSED
+
+    def _move(self, trigger: Trigger) -> None:
+        new = TRANSITIONS.get((self.state, trigger))
+        if new is None:
+            raise LocalProtocolError(
+                BAD_ARGUMENT, f"{trigger.value} is not legal in state {self.state.value}"
+            )
+        self.state = new
+
+    def _drop(self, reason: str) -> None:
+        self.stats.dropped += 1
+        self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+
+    # ------------------------------------------------------------------ input
+
+    def connect(self, now: float) -> None:
+        self._move(T.CONNECT)
+        self._reply = self._json.packet(
+            Packet(
+                PacketType.SYN, self.session_id, room=self.room, filename=self.filename,
+                codec=self.offer.codec.value, algo=self.offer.algo, mss=self.offer.mss,
+                rwnd=self._buffer_chunks(self.offer.mss), size=self.size, sha256=self.sha256,
+            )
+        )  # fmt: skip
+        self._send_control(now)
+
+    def receive(self, packet: Packet, now: float) -> None:
+        """Feed one decoded datagram of this session."""
+        self.stats.datagrams_in += 1
+        trigger = _trigger_of(packet)
+        if not self._accepts(trigger) or (self.state, trigger) not in TRANSITIONS:
+            self._drop(f"{trigger.value} in {self.state.value}")
+            return
+        self._last_heard = now
+        try:
+            self._dispatch(trigger, packet, now)
+        except RemoteProtocolError as exc:
+            self.stats.rejected += 1
+            self.stats.reasons[exc.code] = self.stats.reasons.get(exc.code, 0) + 1
+
+    def _accepts(self, trigger: Trigger) -> bool:
+        if trigger in _SENDER_INPUTS and not self.sends_data:
+            return False
+        if trigger in _RECEIVER_INPUTS and self.sends_data:
+            return False
+        if trigger in _CLIENT_INPUTS and self.role is not Role.CLIENT:
+            return False
+        return not (trigger in _SERVER_INPUTS and self.role is not Role.SERVER)
+
+    def _dispatch(self, trigger: Trigger, packet: Packet, now: float) -> None:
+        match trigger:
+            case T.SYN:
+                self._on_syn(packet, now)
+            case T.SYN_ACK:
+                self._on_syn_ack(packet, now)
+            case T.HANDSHAKE_ACK:
+                self._on_handshake_ack(packet, now)
+            case T.DATA:
+                self._on_data(packet, now)
+            case T.ACK:
+                self._on_ack(packet, now)
+            case T.FIN:
+                self._on_fin(packet, now)
+            case T.FIN_ACK:
+                self._move(T.FIN_ACK)
+                self._deadline = None
+            case T.RST:
+                self._fail(packet.error or ABORTED, "the peer reset the transfer", send=False)
+
+    # ------------------------------------------------------------------ handshake
+
+    def _on_syn(self, packet: Packet, now: float) -> None:
+        if self.state is not State.IDLE:
+            self._outbox.append(self._reply)  # a duplicate SYN: the same answer again
+            return
+        if (packet.room, packet.filename) != (self.room, self.filename):
+            self._fail(BAD_HANDSHAKE, "SYN names another room or file", now=now)
+            return
+        if self.direction is Direction.UPLOAD and (packet.size, packet.sha256) != (
+            self.size,
+            self.sha256,
+        ):
+            self._fail(BAD_HANDSHAKE, "SYN announces another size or digest", now=now)
+            return
+        self._negotiate(packet)
+        self._move(T.SYN)
+        held = 0
+        if self.direction is Direction.UPLOAD:
+            held = min(self.resume_bytes // self.mss, self.total)
+            self.resume_chunks = held
+            self.receiver = self._new_receiver(held)
+        self._reply = self._json.packet(
+            Packet(
+                PacketType.SYN_ACK, self.session_id, ack=held, room=self.room,
+                filename=self.filename, codec=self.codec.value, algo=self.algo, mss=self.mss,
+                size=self.size, total=self.total, sha256=self.sha256,
+                rwnd=self.receiver.rwnd if self.receiver else 0,
+            )
+        )  # fmt: skip
+        self._send_control(now)
+
+    def _negotiate(self, syn: Packet) -> None:
+        wanted = {codec.value: codec for codec in self.limits.codecs}
+        self.codec = wanted.get(syn.codec, Codec.JSON)
+        self.algo = syn.algo if syn.algo in ALGORITHMS else DEFAULT_ALGORITHM
+        if self.resume_mss:
+            self.mss = self.resume_mss
+        else:
+            largest = min(self.limits.max_mss_bytes, max_payload_bytes(self.codec, self.filename))
+            self.mss = min(max(syn.mss or DEFAULT_MSS_BYTES, MIN_MSS_BYTES), largest)
+        self.total = chunk_count(self.size, self.mss)
+        self._peer_rwnd = syn.rwnd
+
+    def _on_syn_ack(self, packet: Packet, now: float) -> None:
+        if self.state is not State.SYN_SENT:
+            self._outbox.append(self._reply)  # our handshake ACK was lost: repeat it
+            return
+        problem = self._check_syn_ack(packet)
+        if problem:
+            self._fail(BAD_HANDSHAKE, problem, now=now)
+            return
+        self.codec, self.algo, self.mss = Codec(packet.codec), packet.algo, packet.mss
+        self.size, self.sha256, self.total = packet.size, packet.sha256, packet.total
+        self._encoder = Encoder(self.codec, self.session_id, self.room, self.filename)
+        self._move(T.SYN_ACK)
+        self._deadline, self._retries = None, 0
+        held = 0
+        if self.direction is Direction.UPLOAD:
+            self.resume_chunks = packet.ack
+            self._start_sender(packet.ack, packet.rwnd, now)
+        else:
+            held = min(self.resume_bytes // self.mss, self.total)
+            self.resume_chunks = held
+            self.receiver = self._new_receiver(held)
+        self._reply = self._json.packet(
+            Packet(PacketType.ACK, self.session_id, seq=0, ack=held,
+                   rwnd=self.receiver.rwnd if self.receiver else 0)
+        )  # fmt: skip
+        self._outbox.append(self._reply)
+
+    def _check_syn_ack(self, packet: Packet) -> str:
+        if packet.codec not in {codec.value for codec in Codec}:
+            return "unknown codec"
+        if packet.algo not in ALGORITHMS:
+            return "unknown algorithm"
+        if not MIN_MSS_BYTES <= packet.mss <= max(self.offer.mss, DEFAULT_MSS_BYTES):
+            return "chunk size out of range"
+        if packet.total != chunk_count(packet.size, packet.mss):
+            return "total does not match size"
+        if self.direction is Direction.UPLOAD:
+            if (packet.size, packet.sha256) != (self.size, self.sha256):
+                return "server expects another file"
+            if packet.ack > packet.total:
+                return "resume point beyond the file"
+        elif not packet.sha256:
+            return "no digest for the download"
+        return ""
+
+    def _on_handshake_ack(self, packet: Packet, now: float) -> None:
+        if self.state is not State.SYN_RCVD:
+            return  # a repeated handshake ACK: already established, nothing to do
+        if packet.ack > self.total:
+            self._fail(BAD_HANDSHAKE, "resume point beyond the file", now=now)
+            return
+        self._establish()
+        if self.direction is Direction.DOWNLOAD:
+            self.resume_chunks = packet.ack
+            self._start_sender(packet.ack, packet.rwnd, now)
+
+    def _establish(self) -> None:
+        self._move(T.HANDSHAKE_ACK if self.state is State.SYN_RCVD else T.DATA)
+        self._deadline, self._retries = None, 0
+        self._encoder = Encoder(self.codec, self.session_id, self.room, self.filename)
+
+    def _start_sender(self, held: int, peer_rwnd: int, now: float) -> None:
+        if self.source is None:
+            raise LocalProtocolError(BAD_ARGUMENT, "a sending end needs a chunk source")
+        self.sender = Sender(
+            total=self.total, size=self.size, mss=self.mss, source=self.source,
+            cc=make_controller(self.algo),
+            rtt=RttEstimator(rto_min_ms=self.limits.rto_min_ms,
+                             rto_max_ms=self.limits.rto_max_ms),
+            peer_rwnd=peer_rwnd, max_retries=self.limits.max_retries, first_seq=held + 1,
+            emit=self.on_event,
+        )  # fmt: skip
+        self.sender.start(now)
+
+    def _new_receiver(self, held: int) -> Receiver:
+        return Receiver(
+            total=self.total, size=self.size, mss=self.mss,
+            buffer_chunks=self._buffer_chunks(self.mss), start_ack=held,
+        )  # fmt: skip
+
+    def _buffer_chunks(self, mss: int) -> int:
+        return max(self.limits.buffer_bytes // max(mss, 1), 4)
+
+    # ------------------------------------------------------------------ data phase
+
+    def _on_data(self, packet: Packet, now: float) -> None:
+        if self.state is State.SYN_RCVD:
+            self._establish()  # the handshake ACK was lost; DATA proves the client got SYN-ACK
+        assert self.receiver is not None
+        self.receiver.on_data(packet.seq, packet.payload)
+
+    def _on_ack(self, packet: Packet, now: float) -> None:
+        if self.sender is None or self.state is not State.ESTABLISHED:
+            return  # late ACKs after every chunk was acknowledged
+        self.sender.on_ack(packet.ack, packet.rwnd, packet.sack, packet.seq, now)
+
+    def _on_fin(self, packet: Packet, now: float) -> None:
+        assert self.receiver is not None
+        if self.state is State.TIME_WAIT:
+            self._outbox.append(self._reply)
+            return
+        if self.state is State.FIN_RCVD:
+            return  # the edge is still verifying and storing; FIN-ACK follows
+        if not self.receiver.complete or packet.seq != self.total + 1:
+            raise RemoteProtocolError("BAD_DATAGRAM", "FIN before every chunk arrived")
+        self.receiver.ack_due = self.receiver.echo > 0
+        self._move(T.FIN)
+
+    def commit(self, now: float) -> None:
+        """The edge verified and stored the file: acknowledge the FIN."""
+        self._move(T.COMMITTED)
+        self._reply = self._encoder.packet(
+            Packet(PacketType.FIN_ACK, self.session_id, ack=self.total + 1)
+        )
+        self._outbox.append(self._reply)
+        self._deadline = now + self.limits.linger_s
+
+    def abort(self, code: str, text: str, now: float) -> None:
+        """Give up locally (bad digest, disk full, shutdown); tells the peer with RST."""
+        if not self.terminal:
+            self._fail(code, text, now=now)
+
+    def take_ready(self) -> list[bytes]:
+        return self.receiver.take_ready() if self.receiver else []
+
+    # ------------------------------------------------------------------ output and time
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        out, self._outbox = self._outbox, []
+        receiver = self.receiver
+        if receiver is not None and receiver.ack_due:
+            out.append(self._encoder.ack(*receiver.make_ack()))
+        sender = self.sender
+        if sender is not None and self.state is State.ESTABLISHED:
+            data = self._encoder.data
+            out.extend(data(seq, payload) for seq, payload in sender.poll(now))
+            if sender.failed:
+                self._fail(TIMEOUT, "no acknowledgement after repeated retransmissions", now=now)
+                out.extend(self._outbox)
+                self._outbox = []
+            elif sender.done:
+                self._move(T.ALL_ACKED)
+                self._reply = self._encoder.packet(
+                    Packet(PacketType.FIN, self.session_id, seq=self.total + 1)
+                )
+                self._send_control(now, rto_s=sender.rtt.rto_s)
+                out.extend(self._outbox)
+                self._outbox = []
+        return out
+
+    def get_timer(self) -> float | None:
+        if self.terminal:
+            return None
+        deadlines = [self._last_heard + self.limits.idle_timeout_s]
+        if self._deadline is not None:
+            deadlines.append(self._deadline)
+        if self.sender is not None and self.state is State.ESTABLISHED:
+            sender_timer = self.sender.get_timer()
+            if sender_timer is not None:
+                deadlines.append(sender_timer)
+        return min(deadlines)
+
+    def handle_timer(self, now: float) -> None:
+        if self.terminal:
+            return
+        if now >= self._last_heard + self.limits.idle_timeout_s:
+            self._fail(IDLE, f"nothing heard for {self.limits.idle_timeout_s:g} s", now=now)
+            return
+        if self.sender is not None and self.state is State.ESTABLISHED:
+            self.sender.on_timer(now)
+            if self.sender.failed:
+                self._fail(TIMEOUT, "no acknowledgement after repeated retransmissions", now=now)
+            return
+        if self._deadline is None or now < self._deadline:
+            return
+        if self.state is State.TIME_WAIT:
+            self._move(T.TIMER)
+            self._deadline = None
+        elif self.state in (State.SYN_SENT, State.SYN_RCVD, State.FIN_SENT):
+            self._retransmit_control(now)
+
+    def _send_control(self, now: float, rto_s: float | None = None) -> None:
+        self._outbox.append(self._reply)
+        self._retries = 0
+        self._control_rto_s = rto_s or self.limits.handshake_rto_s
+        self._deadline = now + self._control_rto_s
+
+    def _retransmit_control(self, now: float) -> None:
+        self._retries += 1
+        if self._retries > self.limits.max_retries:
+            self._fail(TIMEOUT, f"no answer in {self.state.value}", now=now)
+            return
+        self._move(T.TIMER)
+        self._outbox.append(self._reply)
+        backoff_s = self._control_rto_s * 2**self._retries
+        self._deadline = now + min(backoff_s, self.limits.rto_max_ms / 1000.0)
+
+    def _fail(self, code: str, text: str, *, now: float = 0.0, send: bool = True) -> None:
+        self._move(T.RST if not send else T.GIVE_UP)
+        self.failure = (code, text)
+        self._deadline = None
+        if send:
+            self._outbox.append(
+                self._json.packet(Packet(PacketType.RST, self.session_id, error=code))
+            )
+
+
+def _trigger_of(packet: Packet) -> Trigger:
+    match packet.type:
+        case PacketType.ACK:
+            return T.HANDSHAKE_ACK if packet.seq == 0 else T.ACK
+        case PacketType.SYN_ACK:
+            return T.SYN_ACK
+        case PacketType.FIN_ACK:
+            return T.FIN_ACK
+        case kind:
+            return Trigger[kind.name]

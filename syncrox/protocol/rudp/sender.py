@@ -1,0 +1,408 @@
+"""The sending half of a transfer: windows, loss detection, retransmission. Sans-IO.
+
+Theory of operation
+-------------------
+Chunks are numbered 1..``total``. ``una`` is the lowest chunk not cumulatively acknowledged,
+``nxt`` the next new chunk. Every chunk in [una, nxt) has a record: when it was last sent,
+how often, whether the receiver reported it in a SACK block, whether it is deemed lost.
+
+*Pipe* (RFC 6675) is what is still in the network: outstanding chunks minus SACKed ones minus
+those deemed lost and not yet resent. ``poll`` sends while pipe < the congestion window,
+resending lost chunks first (lowest first), then new chunks up to the receiver's right edge
+``una - 1 + rwnd``; the effective window is therefore min(cwnd, rwnd). Only what is missing
+is resent (selective repeat, never go-back-N).
+
+Loss detection: a chunk is lost when ``dupthresh`` chunks above it were SACKed (the classic
+"three duplicate ACKs" when the receiver ACKs every chunk); a resent chunk is lost again when
+``dupthresh`` transmissions sent after it were delivered. The congestion controller reacts
+once per window of data (``_recovery_end``). The dup-ACK threshold starts at 3 and rises
+when a chunk that was sent once turns up late (real reordering, not loss), so reordering
+does not trigger spurious fast retransmits.
+
+Timer: one retransmission timer (RFC 6298), restarted when the ACK advances, on a fast
+retransmit and on a timeout. A timeout backs the RTO off, tells the controller, and marks
+every unSACKed outstanding chunk lost. ``max_retries`` timeouts in a row with no ACK at all
+fail the transfer. When the receiver's window is zero the timer turns into a persist timer:
+it probes with one chunk and keeps backing off, and the transfer never counts as failing
+while the receiver still answers.
+
+RTT: sampled only from the chunk an ACK names in its ``seq`` field, only if that chunk was
+sent exactly once (Karn) and this ACK delivered it; stale ACKs (below ``una - 1``) and ACKs
+beyond what was sent are ignored entirely.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from syncrox.errors import BAD_ARGUMENT, LocalProtocolError
+from syncrox.protocol.rudp.congestion import CongestionControl
+from syncrox.protocol.rudp.events import EventKind, TransferEvent
+from syncrox.protocol.rudp.packets import chunk_length
+from syncrox.protocol.rudp.rtt import RttEstimator
+
+ChunkSource = Callable[[int], bytes]  # seq (1-based) -> that chunk's bytes
+EventHook = Callable[[TransferEvent], None]
+
+INITIAL_DUPTHRESH = 3  # the seed's "3 duplicate ACKs"
+MAX_DUPTHRESH = 16
+
+
+@dataclass(slots=True)
+class _Chunk:
+    sent_at: float
+    size: int
+    order: int  # value of the transmission counter at its latest transmission
+    tx: int = 1
+    sacked: bool = False
+    lost: bool = False
+
+
+@dataclass
+class SenderStats:
+    chunks_sent: int = 0
+    retransmissions: int = 0
+    fast_retransmits: int = 0
+    timeouts: int = 0
+    bytes_acked: int = 0
+    stale_acks: int = 0
+    invalid_acks: int = 0
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        total: int,
+        size: int,
+        mss: int,
+        source: ChunkSource,
+        cc: CongestionControl,
+        rtt: RttEstimator,
+        peer_rwnd: int,
+        max_retries: int,
+        first_seq: int = 1,
+        emit: EventHook | None = None,
+    ) -> None:
+        self.total, self.size, self.mss = total, size, mss
+        self.source, self.cc, self.rtt, self.emit = source, cc, rtt, emit
+        self.max_retries = max_retries
+        self.una = self.nxt = first_seq
+        self.peer_rwnd = peer_rwnd
+        self.stats = SenderStats()
+        self.failed = False
+        self.dupacks = 0
+        self.dupthresh = INITIAL_DUPTHRESH
+        self.cwnd_limited = False
+        self._chunks: dict[int, _Chunk] = {}
+        self._lost: list[int] = []  # heap of chunks marked lost, not yet resent
+        self._resent: set[int] = set()  # outstanding chunks sent more than once
+        self.sacked_out = 0
+        self.lost_out = 0
+        self.highest_sacked = 0
+        self._scanned_below = first_seq  # SACK loss scan already covered [.., this)
+        self._sack_seen: dict[int, int] = {}  # SACK block start -> highest end applied
+        self._order = 0
+        self._delivered_order = 0
+        self._recovery_end = 0  # losses at or below this seq were already reacted to
+        self._last_timeout_s = float("-inf")
+        self.retries = 0
+        self.rto_deadline: float | None = None
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def done(self) -> bool:
+        return self.una > self.total
+
+    @property
+    def outstanding(self) -> int:
+        return self.nxt - self.una
+
+    @property
+    def pipe(self) -> int:
+        return self.nxt - self.una - self.sacked_out - self.lost_out
+
+    @property
+    def bytes_in_flight(self) -> int:
+        return self.pipe * self.mss
+
+    def get_timer(self) -> float | None:
+        return None if self.done or self.failed else self.rto_deadline
+
+    # ------------------------------------------------------------------ sending
+
+    def poll(self, now: float) -> list[tuple[int, bytes]]:
+        """The chunks to transmit now, as ``(seq, payload)``."""
+        out: list[tuple[int, bytes]] = []
+        window = self.cc.send_window
+        while self.pipe < window:
+            if self._lost:
+                seq = heapq.heappop(self._lost)
+                chunk = self._chunks.get(seq)
+                if chunk is None or not chunk.lost:
+                    continue
+                chunk.lost = False
+                self.lost_out -= 1
+                out.append((seq, self._transmit(seq, chunk, now)))
+            elif self.nxt <= self.total and self.nxt < self.una + self.peer_rwnd:
+                out.append((self.nxt, self._send_new(now)))
+            else:
+                break
+        self.cwnd_limited = self.pipe >= window
+        if self.rto_deadline is None and (self.outstanding or self._zero_window_stall()):
+            self.rto_deadline = now + self.rtt.rto_s
+        return out
+
+    def _zero_window_stall(self) -> bool:
+        return self.peer_rwnd == 0 and self.nxt <= self.total
+
+    def _send_new(self, now: float) -> bytes:
+        seq = self.nxt
+        payload = self._read(seq)
+        self._order += 1
+        self._chunks[seq] = _Chunk(now, len(payload), self._order)
+        self.nxt += 1
+        self.stats.chunks_sent += 1
+        return payload
+
+    def _transmit(self, seq: int, chunk: _Chunk, now: float) -> bytes:
+        self._order += 1
+        chunk.sent_at, chunk.order = now, self._order
+        chunk.tx += 1
+        self._resent.add(seq)
+        self.stats.chunks_sent += 1
+        self.stats.retransmissions += 1
+        return self._read(seq)
+
+    def _read(self, seq: int) -> bytes:
+        payload = self.source(seq)
+        if len(payload) != chunk_length(seq, size=self.size, mss=self.mss):
+            raise LocalProtocolError(BAD_ARGUMENT, f"the source changed: chunk {seq} is short")
+        return payload
+
+    # ------------------------------------------------------------------ ACKs
+
+    def on_ack(
+        self, ack: int, rwnd: int, sack: tuple[tuple[int, int], ...], echo: int, now: float
+    ) -> None:
+        if ack < self.una - 1:
+            self.stats.stale_acks += 1
+            return
+        if ack >= self.nxt:
+            self.stats.invalid_acks += 1
+            return
+        self.retries = 0
+        echo_chunk = self._chunks.get(echo) if echo >= self.una else None
+        echo_was_new = echo_chunk is not None and not echo_chunk.sacked
+        if rwnd != self.peer_rwnd:
+            self.peer_rwnd = rwnd
+            self._event(now, EventKind.RWND_CHANGE, ack)
+        newly_sacked = self._apply_sack(sack) if sack else 0
+        if ack >= self.una:
+            self._on_new_ack(ack, now, echo_chunk, echo_was_new)
+        elif newly_sacked:
+            self._on_duplicates(newly_sacked, now, echo_chunk, echo_was_new)
+        if self.highest_sacked >= self.una or self._resent:
+            self._detect_losses(now)
+
+    def _apply_sack(self, blocks: tuple[tuple[int, int], ...]) -> int:
+        newly = 0
+        for first, last in blocks:
+            start = max(first, self.una, self._sack_seen.get(first, 0) + 1)
+            end = min(last, self.nxt - 1)
+            for seq in range(start, end + 1):
+                chunk = self._chunks.get(seq)
+                if chunk is None or chunk.sacked:
+                    continue
+                chunk.sacked = True
+                self.sacked_out += 1
+                newly += 1
+                if chunk.lost:
+                    chunk.lost = False
+                    self.lost_out -= 1
+                self._delivered(seq, chunk)
+            if end >= start:
+                self._sack_seen[first] = max(end, self._sack_seen.get(first, 0))
+            self.highest_sacked = max(self.highest_sacked, end)
+        return newly
+
+    def _delivered(self, seq: int, chunk: _Chunk) -> None:
+        if chunk.tx == 1 and chunk.order < self._delivered_order and seq < self.highest_sacked:
+            # Sent once, yet overtaken by later chunks: reordering, not loss.
+            late_by = self.highest_sacked - seq
+            self.dupthresh = min(max(self.dupthresh, late_by + 1), MAX_DUPTHRESH)
+        self._delivered_order = max(self._delivered_order, chunk.order)
+        self._resent.discard(seq)
+
+    def _on_new_ack(
+        self, ack: int, now: float, echo_chunk: _Chunk | None, echo_was_new: bool
+    ) -> None:
+        acked = ack - self.una + 1
+        acked_bytes = 0
+        for seq in range(self.una, ack + 1):
+            chunk = self._chunks.pop(seq)
+            acked_bytes += chunk.size
+            if chunk.sacked:
+                self.sacked_out -= 1
+            else:
+                self._delivered(seq, chunk)
+            if chunk.lost:
+                self.lost_out -= 1
+        self.una = ack + 1
+        self._sack_seen = {k: v for k, v in self._sack_seen.items() if v > ack}
+        self._scanned_below = max(self._scanned_below, self.una)
+        self.dupacks = 0
+        self.stats.bytes_acked += acked_bytes
+        rtt_ms = self._sample(echo_chunk, echo_was_new, now)
+        was_recovering = self.cc.in_recovery
+        resend_head = self.cc.on_ack(
+            acked, ack=ack, now=now, srtt_s=self._srtt_s(), cwnd_limited=self.cwnd_limited
+        )
+        if resend_head and self.outstanding:
+            self._mark_lost(self.una)
+        self.rto_deadline = now + self.rtt.rto_s if self.outstanding else None
+        kind = EventKind.ACK
+        if was_recovering and not self.cc.in_recovery:
+            kind = EventKind.RECOVERY_EXIT
+        self._event(now, kind, ack, acked_bytes, rtt_ms)
+        if self.done:
+            self._event(now, EventKind.COMPLETE, ack)
+
+    def _on_duplicates(
+        self, count: int, now: float, echo_chunk: _Chunk | None, echo_was_new: bool
+    ) -> None:
+        self.dupacks += count
+        rtt_ms = self._sample(echo_chunk, echo_was_new, now)
+        if self.cc.in_recovery:
+            self.cc.on_duplicate(count)
+        self._event(now, EventKind.DUP_ACK, self.una - 1, 0, rtt_ms)
+
+    def _sample(self, chunk: _Chunk | None, was_new: bool, now: float) -> float | None:
+        if chunk is None or not was_new or chunk.tx != 1:
+            return None  # Karn: never from a resent chunk, a duplicate, or a stale ACK
+        rtt_ms = (now - chunk.sent_at) * 1000.0
+        self.rtt.on_sample(rtt_ms, after_timeout=chunk.sent_at >= self._last_timeout_s)
+        return rtt_ms
+
+    def _srtt_s(self) -> float | None:
+        return None if self.rtt.srtt_ms is None else self.rtt.srtt_ms / 1000.0
+
+    # ------------------------------------------------------------------ loss
+
+    def _detect_losses(self, now: float) -> None:
+        first_lost = 0
+        threshold = self.threshold
+        if self.dupacks >= threshold:
+            first_lost = self._mark_lost(self.una)
+        boundary = self._sack_loss_boundary(threshold)
+        for seq in range(max(self._scanned_below, self.una), boundary):
+            lost = self._mark_lost(seq)
+            first_lost = first_lost or lost
+        self._scanned_below = max(self._scanned_below, boundary)
+        for seq in list(self._resent):
+            chunk = self._chunks.get(seq)
+            if chunk and self._delivered_order >= chunk.order + threshold:
+                self._mark_lost(seq, resent=True)
+        if first_lost > self._recovery_end:
+            self._react(now)
+
+    @property
+    def threshold(self) -> int:
+        """The duplicate threshold in force: never above half the outstanding chunks, so a
+        small window still recovers without a timeout (RFC 5827's early retransmit)."""
+        return max(INITIAL_DUPTHRESH, min(self.dupthresh, self.outstanding // 2))
+
+    def _sack_loss_boundary(self, threshold: int) -> int:
+        """Every unSACKed chunk below the returned seq has ``threshold`` SACKed above it."""
+        count, seq = 0, self.highest_sacked
+        while seq >= self.una and seq >= self._scanned_below:
+            chunk = self._chunks.get(seq)
+            if chunk is not None and chunk.sacked:
+                count += 1
+                if count >= threshold:
+                    return seq
+            seq -= 1
+        return self._scanned_below
+
+    def _mark_lost(self, seq: int, *, resent: bool = False) -> int:
+        """Deem ``seq`` lost (it will be resent first); returns it, or 0 if nothing changed.
+        A chunk already resent is only marked by the transmission-order rule
+        (``resent=True``), so duplicates cannot make us resend it again and again."""
+        chunk = self._chunks.get(seq)
+        if chunk is None or chunk.sacked or chunk.lost or (chunk.tx > 1 and not resent):
+            return 0
+        chunk.lost = True
+        self.lost_out += 1
+        heapq.heappush(self._lost, seq)
+        return seq
+
+    def _react(self, now: float) -> None:
+        """A new loss was detected: tell the controller once per window of data."""
+        if self.cc.on_loss(ack=self.una - 1, highest_sent=self.nxt - 1, now=now):
+            self.stats.fast_retransmits += 1
+            self._recovery_end = self.nxt - 1
+            self.rto_deadline = now + self.rtt.rto_s  # never a timeout right after (flaw 20)
+            self._event(now, EventKind.FAST_RETRANSMIT, self.una)
+
+    # ------------------------------------------------------------------ timer
+
+    def on_timer(self, now: float) -> None:
+        if self.rto_deadline is None or now < self.rto_deadline or self.done:
+            return
+        self.retries += 1
+        if self.retries > self.max_retries:
+            self.failed = True
+            self._event(now, EventKind.FAILED, self.una)
+            return
+        self.rtt.on_timeout()
+        if self.peer_rwnd == 0:
+            self._probe_window(now)
+        else:
+            self._timeout(now)
+        self.rto_deadline = now + self.rtt.rto_s
+
+    def _probe_window(self, now: float) -> None:
+        """Persist: send one chunk into the zero window so the receiver answers with its
+        current window (a lost window update can never deadlock the transfer)."""
+        if self.outstanding:
+            self._mark_lost(self.una, resent=True)
+        elif self.nxt <= self.total:
+            self.peer_rwnd = 1  # just this once: the probe itself
+        self._event(now, EventKind.WINDOW_PROBE, self.una)
+
+    def _timeout(self, now: float) -> None:
+        self.stats.timeouts += 1
+        self._last_timeout_s = now
+        self.cc.on_timeout(highest_sent=self.nxt - 1, now=now)
+        self._recovery_end = self.nxt - 1
+        self.dupacks = 0
+        for seq in range(self.una, self.nxt):
+            chunk = self._chunks[seq]
+            if not chunk.sacked and not chunk.lost:
+                chunk.lost = True
+                self.lost_out += 1
+                heapq.heappush(self._lost, seq)
+        self._event(now, EventKind.TIMEOUT, self.una)
+
+    # ------------------------------------------------------------------ events
+
+    def _event(
+        self, now: float, kind: EventKind, seq: int, acked: int = 0, rtt_ms: float | None = None
+    ) -> None:
+        if self.emit is None:
+            return
+        self.emit(
+            TransferEvent(
+                now, kind, seq, acked, rtt_ms, self.rtt.srtt_ms, self.rtt.rttvar_ms,
+                self.rtt.rto_ms, self.cc.cwnd, self.cc.ssthresh, self.bytes_in_flight,
+                self.peer_rwnd,
+            )
+        )  # fmt: skip
+
+    def start(self, now: float) -> None:
+        self._event(now, EventKind.START, self.una)
+        if self.done:
+            self._event(now, EventKind.COMPLETE, self.una - 1)
