@@ -146,7 +146,9 @@ class Limits:
     buffer_bytes: int = 4 * 1024 * 1024
     max_mss_bytes: int = 60 * 1024
     idle_timeout_s: float = 60.0
-    linger_s: float = 1.0
+    # TIME_WAIT: how long the data receiver keeps answering a repeated FIN, restarted by
+    # each one. Twice the largest RTO, so a sender whose FIN-ACK was lost always hears again.
+    linger_s: float = 60.0
     codecs: tuple[Codec, ...] = (Codec.JSON, Codec.BINARY)
 
 
@@ -431,7 +433,8 @@ class Connection:
     def _on_fin(self, packet: Packet, now: float) -> None:
         assert self.receiver is not None
         if self.state is State.TIME_WAIT:
-            self._outbox.append(self._reply)
+            self._outbox.append(self._reply)  # our FIN-ACK was lost: repeat, linger again
+            self._deadline = now + self.limits.linger_s
             return
         if self.state is State.FIN_RCVD:
             return  # the edge is still verifying and storing; FIN-ACK follows

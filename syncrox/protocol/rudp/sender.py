@@ -110,6 +110,9 @@ class Sender:
         self._last_timeout_s = float("-inf")
         self.retries = 0
         self.rto_deadline: float | None = None
+        # A fast retransmit (or a NewReno partial ACK's resend) goes out at once, even when
+        # the window is full: the chunk it replaces has left the network.
+        self._urgent = False
 
     # ------------------------------------------------------------------ state
 
@@ -138,7 +141,8 @@ class Sender:
         """The chunks to transmit now, as ``(seq, payload)``."""
         out: list[tuple[int, bytes]] = []
         window = self.cc.send_window
-        while self.pipe < window:
+        while self.pipe < window or (self._urgent and self._lost):
+            self._urgent = False
             if self._lost:
                 seq = heapq.heappop(self._lost)
                 chunk = self._chunks.get(seq)
@@ -262,7 +266,7 @@ class Sender:
             acked, ack=ack, now=now, srtt_s=self._srtt_s(), cwnd_limited=self.cwnd_limited
         )
         if resend_head and self.outstanding:
-            self._mark_lost(self.una)
+            self._urgent = bool(self._mark_lost(self.una)) or self._urgent
         self.rto_deadline = now + self.rtt.rto_s if self.outstanding else None
         kind = EventKind.ACK
         if was_recovering and not self.cc.in_recovery:
@@ -343,6 +347,7 @@ class Sender:
         """A new loss was detected: tell the controller once per window of data."""
         if self.cc.on_loss(ack=self.una - 1, highest_sent=self.nxt - 1, now=now):
             self.stats.fast_retransmits += 1
+            self._urgent = True
             self._recovery_end = self.nxt - 1
             self.rto_deadline = now + self.rtt.rto_s  # never a timeout right after (flaw 20)
             self._event(now, EventKind.FAST_RETRANSMIT, self.una)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from syncrox.errors import RemoteProtocolError
@@ -31,15 +32,24 @@ class FakeNetwork:
     reorder: float = 0.0
     delay_s: float = 0.005
     jitter_s: float = 0.0
+    # Seconds each datagram occupies the link (0: infinitely fast), so bursts arrive spaced
+    # out and the receiver acknowledges chunk by chunk, as in the textbook.
+    spacing_s: float = 0.0
+    drop: Callable[[str, bytes], bool] | None = None  # scripted losses
     in_flight: list[tuple[float, int, str, bytes]] = field(default_factory=list)
     _counter: int = 0
+    _link_free: dict[str, float] = field(default_factory=dict)
 
     def send(self, now: float, to: str, data: bytes) -> None:
+        if self.drop is not None and self.drop(to, data):
+            return
         if self.rng.random() < self.loss:
             return
+        depart = max(now, self._link_free.get(to, now)) + self.spacing_s
+        self._link_free[to] = depart
         copies = 2 if self.rng.random() < self.duplicate else 1
         for _ in range(copies):
-            delay = self.delay_s + self.rng.random() * self.jitter_s
+            delay = depart - now + self.delay_s + self.rng.random() * self.jitter_s
             if self.rng.random() < self.reorder:
                 delay += self.delay_s * 3 * self.rng.random()
             self._counter += 1
