@@ -51,6 +51,10 @@ from syncrox.protocol.rudp.sender import ChunkSource, EventHook, Sender
 
 # RST reason codes
 TIMEOUT = "TIMEOUT"
+# Every chunk was acknowledged, but no FIN-ACK came back (the receiver's TIME_WAIT ended
+# before any of our FINs got through): the data arrived; whether it was stored must be
+# checked another way (the client asks File Control's LIST for the digest).
+UNCONFIRMED = "UNCONFIRMED"
 IDLE = "IDLE"
 BAD_HANDSHAKE = "BAD_HANDSHAKE"
 ABORTED = "ABORTED"
@@ -488,19 +492,19 @@ class Connection:
     def get_timer(self) -> float | None:
         if self.terminal:
             return None
-        deadlines = [self._last_heard + self.limits.idle_timeout_s]
+        deadlines = [] if self.state is State.TIME_WAIT else [self._idle_deadline]
         if self._deadline is not None:
             deadlines.append(self._deadline)
         if self.sender is not None and self.state is State.ESTABLISHED:
             sender_timer = self.sender.get_timer()
             if sender_timer is not None:
                 deadlines.append(sender_timer)
-        return min(deadlines)
+        return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
         if self.terminal:
             return
-        if now >= self._last_heard + self.limits.idle_timeout_s:
+        if self.state is not State.TIME_WAIT and now >= self._idle_deadline:
             self._fail(IDLE, f"nothing heard for {self.limits.idle_timeout_s:g} s", now=now)
             return
         if self.sender is not None and self.state is State.ESTABLISHED:
@@ -516,6 +520,11 @@ class Connection:
         elif self.state in (State.SYN_SENT, State.SYN_RCVD, State.FIN_SENT):
             self._retransmit_control(now)
 
+    @property
+    def _idle_deadline(self) -> float:
+        # TIME_WAIT has its own bound (the linger timer), so it is exempt.
+        return self._last_heard + self.limits.idle_timeout_s
+
     def _send_control(self, now: float, rto_s: float | None = None) -> None:
         self._outbox.append(self._reply)
         self._retries = 0
@@ -525,7 +534,8 @@ class Connection:
     def _retransmit_control(self, now: float) -> None:
         self._retries += 1
         if self._retries > self.limits.max_retries:
-            self._fail(TIMEOUT, f"no answer in {self.state.value}", now=now)
+            code = UNCONFIRMED if self.state is State.FIN_SENT else TIMEOUT
+            self._fail(code, f"no answer in {self.state.value}", now=now)
             return
         self._move(T.TIMER)
         self._outbox.append(self._reply)
