@@ -1,0 +1,312 @@
+"""Network emulation for UDP: loss, burst loss, delay, jitter, duplication, reordering and a
+bandwidth cap, seeded and reproducible. This kernel has no ``sch_netem``, so it is ours.
+
+Three layers:
+
+* ``Link`` is pure: given ``now`` and a datagram's size it decides the datagram's fate, a
+  list of delivery times (empty: lost; two: duplicated). Burst loss is a Gilbert-Elliott
+  chain (a *good* state with loss ``loss`` and a *bad* state with loss ``burst_loss``).
+  Reordering holds a datagram back ``reorder_ms`` longer so later ones overtake it. The
+  bandwidth cap serialises datagrams through a queue of ``queue_bytes``; beyond it they are
+  tail-dropped, like a router's buffer.
+* ``DelayQueue`` and ``EmulatedNetwork`` move datagrams in Trio time (real or ``MockClock``
+  virtual time): ``EmulatedNetwork`` joins in-process endpoints; ``EmulatedPath`` wraps a
+  real transport so a client's own datagrams suffer the emulation.
+* ``run_proxy`` is the ``syncrox-trio netem`` UDP proxy between real peers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import random
+import zlib
+from dataclasses import dataclass, field
+
+import trio
+
+from syncrox.errors import ConfigError
+from syncrox.logs import log_event
+from syncrox.net.datagram import MAX_BATCH, Address, DatagramTransport, UdpTransport
+
+logger = logging.getLogger("syncrox.netem")
+
+
+@dataclass(frozen=True)
+class NetemConfig:
+    loss: float = 0.0  # probability in the good state
+    burst_enter: float = 0.0  # Gilbert-Elliott: P(good -> bad) per datagram
+    burst_exit: float = 0.3  # P(bad -> good) per datagram
+    burst_loss: float = 1.0  # loss probability in the bad state
+    delay_ms: float = 0.0  # one way
+    jitter_ms: float = 0.0  # uniform extra delay 0..jitter
+    duplicate: float = 0.0
+    reorder: float = 0.0  # probability a datagram is held back by reorder_ms
+    reorder_ms: float = 5.0
+    rate_bytes_per_s: float = 0.0  # 0: unlimited
+    queue_bytes: int = 1 << 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "burst_enter", "burst_exit", "burst_loss", "duplicate", "reorder"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"netem {name} must be a probability 0..1")
+        for name in ("delay_ms", "jitter_ms", "reorder_ms", "rate_bytes_per_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"netem {name} must be a finite number >= 0")
+
+    @property
+    def active(self) -> bool:
+        return self != NetemConfig(seed=self.seed)
+
+    def reversed(self) -> NetemConfig:
+        """The same impairments for the other direction, from an independent random stream."""
+        return NetemConfig(**{**self.__dict__, "seed": self.seed + 1_000_003})
+
+
+@dataclass
+class LinkStats:
+    datagrams: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    queue_drops: int = 0
+
+
+class Link:
+    """One direction of an emulated path. Pure: no clock, no I/O."""
+
+    def __init__(self, config: NetemConfig) -> None:
+        self.config = config
+        self.stats = LinkStats()
+        self._rng = random.Random(config.seed)
+        self._bad = False
+        self._free_at = 0.0  # when the bandwidth-capped link finishes its queue
+
+    def schedule(self, now: float, size: int) -> list[float]:
+        config, rng = self.config, self._rng
+        self.stats.datagrams += 1
+        if self._lost(rng):
+            self.stats.lost += 1
+            return []
+        depart = now
+        if config.rate_bytes_per_s > 0:
+            backlog_bytes = max(self._free_at - now, 0.0) * config.rate_bytes_per_s
+            if backlog_bytes + size > config.queue_bytes:
+                self.stats.queue_drops += 1
+                return []
+            self._free_at = max(self._free_at, now) + size / config.rate_bytes_per_s
+            depart = self._free_at
+        copies = 2 if config.duplicate and rng.random() < config.duplicate else 1
+        self.stats.duplicated += copies - 1
+        return [depart + self._delay_s(rng) for _ in range(copies)]
+
+    def _lost(self, rng: random.Random) -> bool:
+        config = self.config
+        if config.burst_enter:
+            flip = config.burst_exit if self._bad else config.burst_enter
+            if rng.random() < flip:
+                self._bad = not self._bad
+            if self._bad:
+                return rng.random() < config.burst_loss
+        return bool(config.loss) and rng.random() < config.loss
+
+    def _delay_s(self, rng: random.Random) -> float:
+        config = self.config
+        delay_ms = config.delay_ms
+        if config.jitter_ms:
+            delay_ms += rng.random() * config.jitter_ms
+        if config.reorder and rng.random() < config.reorder:
+            self.stats.reordered += 1
+            delay_ms += config.reorder_ms
+        return delay_ms / 1000.0
+
+
+# --------------------------------------------------------------------------- Trio time
+
+
+class DelayQueue:
+    """Items that become available at given Trio times; ``get_due`` waits for them."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, bytes, Address]] = []
+        self._counter = itertools.count()
+        self._wakeup = trio.Event()
+
+    def put(self, when: float, data: bytes, address: Address) -> None:
+        heapq.heappush(self._heap, (when, next(self._counter), data, address))
+        self._wakeup.set()
+
+    async def get_due(self) -> list[tuple[bytes, Address]]:
+        while True:
+            now = trio.current_time()
+            if self._heap and self._heap[0][0] <= now:
+                due: list[tuple[bytes, Address]] = []
+                while self._heap and self._heap[0][0] <= now and len(due) < MAX_BATCH:
+                    _, _, data, address = heapq.heappop(self._heap)
+                    due.append((data, address))
+                await trio.lowlevel.checkpoint()
+                return due
+            self._wakeup = trio.Event()
+            deadline = self._heap[0][0] if self._heap else math.inf
+            with trio.move_on_at(deadline):
+                await self._wakeup.wait()
+
+
+@dataclass
+class EmulatedNetwork:
+    """In-process endpoints joined by emulated links (one ``Link`` per direction)."""
+
+    config: NetemConfig = field(default_factory=NetemConfig)
+    endpoints: dict[Address, EmulatedEndpoint] = field(default_factory=dict)
+    links: dict[tuple[Address, Address], Link] = field(default_factory=dict)
+    _ports: itertools.count[int] = field(default_factory=lambda: itertools.count(40000))
+
+    def endpoint(self, host: str = "10.0.0.1") -> EmulatedEndpoint:
+        address = (host, next(self._ports))
+        endpoint = EmulatedEndpoint(self, address)
+        self.endpoints[address] = endpoint
+        return endpoint
+
+    def link(self, source: Address, destination: Address) -> Link:
+        key = (source, destination)
+        if key not in self.links:
+            seed = self.config.seed * 7919 + len(self.links)
+            self.links[key] = Link(NetemConfig(**{**self.config.__dict__, "seed": seed}))
+        return self.links[key]
+
+    def route(self, source: Address, destination: Address, data: bytes) -> None:
+        target = self.endpoints.get(destination)
+        if target is None or target.closed:
+            return  # like UDP: nobody listening, the datagram vanishes
+        now = trio.current_time()
+        for when in self.link(source, destination).schedule(now, len(data)):
+            target.inbox.put(when, data, source)
+
+
+class EmulatedEndpoint:
+    """A ``DatagramTransport`` on an ``EmulatedNetwork``."""
+
+    def __init__(self, network: EmulatedNetwork, address: Address) -> None:
+        self.network = network
+        self.local_address = address
+        self.inbox = DelayQueue()
+        self.closed = False
+
+    async def receive_batch(self) -> list[tuple[bytes, Address]]:
+        return await self.inbox.get_due()
+
+    async def send(self, data: bytes, address: Address) -> None:
+        self.network.route(self.local_address, address, data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class EmulatedPath:
+    """Wraps a real transport so what it sends and receives goes through emulated links.
+    ``run`` must be started (``nursery.start``) before the path is used."""
+
+    def __init__(self, inner: DatagramTransport, config: NetemConfig) -> None:
+        self.inner = inner
+        self.local_address = inner.local_address
+        self.uplink, self.downlink = Link(config), Link(config.reversed())
+        self._outgoing, self._incoming = DelayQueue(), DelayQueue()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_pump_batches, self.inner, self.downlink, self._incoming)
+            nursery.start_soon(self._send_due)
+            task_status.started()
+
+    async def _send_due(self) -> None:
+        while True:
+            for data, address in await self._outgoing.get_due():
+                await self.inner.send(data, address)
+
+    async def receive_batch(self) -> list[tuple[bytes, Address]]:
+        return await self._incoming.get_due()
+
+    async def send(self, data: bytes, address: Address) -> None:
+        for when in self.uplink.schedule(trio.current_time(), len(data)):
+            self._outgoing.put(when, data, address)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+async def _pump_batches(transport: DatagramTransport, link: Link, queue: DelayQueue) -> None:
+    while True:
+        batch = await transport.receive_batch()
+        now = trio.current_time()
+        for data, address in batch:
+            for when in link.schedule(now, len(data)):
+                queue.put(when, data, address)
+
+
+# --------------------------------------------------------------------------- UDP proxy
+
+
+async def run_proxy(
+    listen: Address,
+    forward: Address,
+    config: NetemConfig,
+    *,
+    task_status: trio.TaskStatus[Address] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Forward datagrams between clients of ``listen`` and ``forward``, impaired both ways.
+    Each client address gets its own upstream socket, so replies find their way back."""
+    front = UdpTransport.bind(*listen)
+    upstreams: dict[Address, EmulatedPath] = {}
+    to_clients = DelayQueue()
+    downlink = Link(config.reversed())
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_deliver, to_clients, front)
+            log_event(logger, "netem.start", listen=front.local_address, forward=forward)
+            task_status.started(front.local_address)
+            while True:
+                for data, client in await front.receive_batch():
+                    path = upstreams.get(client)
+                    if path is None:
+                        path = await _open_upstream(nursery, client, config, downlink, to_clients)
+                        upstreams[client] = path
+                    await path.send(data, forward)
+    finally:
+        front.close()
+        for path in upstreams.values():
+            path.close()
+
+
+async def _open_upstream(
+    nursery: trio.Nursery,
+    client: Address,
+    config: NetemConfig,
+    downlink: Link,
+    to_clients: DelayQueue,
+) -> EmulatedPath:
+    inner = UdpTransport.bind("0.0.0.0" if ":" not in client[0] else "::", 0)  # noqa: S104
+    seed = config.seed + zlib.crc32(repr(client).encode())
+    uplink_config = NetemConfig(**{**config.__dict__, "seed": seed})
+    path = EmulatedPath(inner, uplink_config)
+
+    async def replies() -> None:
+        while True:
+            batch = await inner.receive_batch()
+            now = trio.current_time()
+            for data, _ in batch:
+                for when in downlink.schedule(now, len(data)):
+                    to_clients.put(when, data, client)
+
+    nursery.start_soon(path._send_due)
+    nursery.start_soon(replies)
+    return path
+
+
+async def _deliver(queue: DelayQueue, transport: DatagramTransport) -> None:
+    while True:
+        for data, address in await queue.get_due():
+            await transport.send(data, address)
