@@ -82,6 +82,29 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class FilesConfig:
+    """File Control (TCP) and File Data (reliable UDP) policy; docs/SECURITY.md explains."""
+
+    max_file_bytes: int = 1 << 30
+    max_sessions: int = 256  # transfers in progress on the whole server
+    max_sessions_per_room: int = 16
+    max_mss_bytes: int = 60 * 1024  # the largest chunk a client may negotiate
+    allow_binary_codec: bool = True
+    recv_buffer_bytes: int = 4 << 20  # per receiving session: bounds rwnd and memory
+    rto_min_ms: float = 200.0
+    rto_max_ms: float = 30_000.0
+    max_retries: int = 8  # timeouts in a row, with no answer at all, before giving up
+    session_idle_s: float = 60.0  # a session hearing nothing valid this long is dropped
+    linger_s: float = 60.0  # TIME_WAIT after storing an upload (re-answers a lost FIN-ACK)
+    partial_expiry_s: float = 3600.0  # how long an interrupted upload can be resumed
+    max_partials: int = 64
+    max_events_per_transfer: int = 50_000  # congestion events kept per transfer
+    transfers_listed: int = 50
+    # False: verify/fsync/commit on the event loop (tests in virtual time, see store).
+    disk_worker_thread: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     data_dir: Path = Path("data")
@@ -90,6 +113,7 @@ class Config:
     tcp: TcpLimits = field(default_factory=TcpLimits)
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    files: FilesConfig = field(default_factory=FilesConfig)
 
     def with_overrides(self, overrides: Mapping[str, object]) -> Config:
         """A copy with dotted keys replaced (values already typed or strings to convert)."""

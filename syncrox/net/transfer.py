@@ -70,6 +70,7 @@ class TransferSession:
         self.on_close = on_close
         self.established = trio.Event()  # left the handshake (or failed)
         self.settled = trio.Event()  # the outcome is known: stored, refused or failed
+        self.closed = trio.Event()  # the core is terminal and its task has ended
         self._wake = trio.Event()
         self._finishing = False
 
@@ -87,7 +88,10 @@ class TransferSession:
     async def flush(self, now: float) -> None:
         ready = self.conn.take_ready()
         if ready:
-            self.app.write(ready)
+            try:
+                self.app.write(ready)
+            except SyncroxError as exc:  # disk full, ...: refuse clearly, never half-store
+                self.conn.abort(getattr(exc, "code", "STORE"), str(exc), now)
         datagrams = self.conn.datagrams_to_send(now)
         if self.peer is not None:
             for datagram in datagrams:
@@ -121,6 +125,7 @@ class TransferSession:
         finally:
             self.settled.set()
             self.established.set()
+            self.closed.set()
             if self.on_close is not None:
                 self.on_close(self)
 

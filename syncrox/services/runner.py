@@ -18,7 +18,7 @@ import trio
 
 from syncrox.config import Config
 from syncrox.logs import log_event
-from syncrox.services import rooms
+from syncrox.services import files, rooms
 from syncrox.services.context import BoundPorts, ServeFunction, ServiceContext
 from syncrox.services.registry import RoomRegistry
 from syncrox.services.ui import run_ui
@@ -30,7 +30,10 @@ logger = logging.getLogger("syncrox.run")
 PORTS_FILE = "ports.json"
 
 # (name, serve) of every service, in start order. Each later service adds itself here.
-SERVICES: Sequence[tuple[str, ServeFunction]] = (("rooms", rooms.serve),)
+SERVICES: Sequence[tuple[str, ServeFunction]] = (
+    ("rooms", rooms.serve),
+    ("files", files.serve),
+)
 
 
 async def run_services(

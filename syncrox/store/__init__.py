@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from syncrox.errors import StoreError
-from syncrox.store import rooms
+from syncrox.store import files, rooms
 from syncrox.store.blobs import BlobStore
 from syncrox.store.sqlite import Database, Schema
 
@@ -23,7 +23,7 @@ DATABASE_NAME = "syncrox.db"
 LOCK_NAME = ".lock"
 
 # Every component's schema; a new repository adds its Schema here.
-SCHEMAS: tuple[Schema, ...] = (rooms.SCHEMA,)
+SCHEMAS: tuple[Schema, ...] = (rooms.SCHEMA, files.SCHEMA)
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Store:
     blobs: BlobStore
     rooms: rooms.RoomStore
     _lock_fd: int
+    files: files.FileStore = field(init=False)
 
     @classmethod
     def open(cls, data_dir: Path, *, sqlite_worker_thread: bool = True) -> Store:
@@ -43,10 +44,13 @@ class Store:
                 data_dir / DATABASE_NAME, SCHEMAS, worker_thread=sqlite_worker_thread
             )
             blobs = BlobStore(data_dir / "blobs")
+            file_store = files.SqliteFileStore(db, BlobStore(data_dir / "files" / "blobs"))
         except BaseException:
             os.close(lock_fd)
             raise
-        return cls(data_dir, db, blobs, rooms.SqliteRoomStore(db), lock_fd)
+        store = cls(data_dir, db, blobs, rooms.SqliteRoomStore(db), lock_fd)
+        store.files = file_store
+        return store
 
     def close(self) -> None:
         self.db.close()

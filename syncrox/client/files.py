@@ -1,0 +1,388 @@
+"""Trio client of the file service: File Control over TCP, File Data over reliable UDP.
+
+``FilesClient`` speaks the control lines; ``upload`` and ``download`` run one transfer each
+on their own UDP socket (optionally through in-process network emulation) and return a
+``TransferResult``. A download is written to ``<output>.part`` (with ``.part.json`` naming
+the file it belongs to), verified against the server's SHA-256, fsynced and renamed into
+place, so ``output`` only ever holds a whole, verified file; an interrupted download resumes
+from the chunks already in ``.part``. An upload the server confirms (FIN-ACK) is stored; if
+the confirmation is lost, the client asks LIST whether the digest is there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from syncrox.client.lines import LineClient
+from syncrox.client.rooms import checked
+from syncrox.errors import BAD_ARGUMENT, LocalProtocolError, RemoteProtocolError, StoreError
+from syncrox.net.datagram import Address, DatagramTransport, UdpTransport
+from syncrox.net.transfer import DatagramRouter, TransferSession
+from syncrox.netem import EmulatedPath, NetemConfig
+from syncrox.protocol import files as proto
+from syncrox.protocol.names import validate_filename, validate_room_code, validate_user
+from syncrox.protocol.names import validate_token as check_token
+from syncrox.protocol.rudp.connection import (
+    UNCONFIRMED,
+    Connection,
+    Direction,
+    Limits,
+    Offer,
+    Role,
+    State,
+)
+from syncrox.protocol.rudp.events import TransferEvent
+from syncrox.protocol.rudp.packets import DEFAULT_MSS_BYTES, Codec
+
+HASH_BLOCK_BYTES = 1 << 20
+CLIENT_LINGER_S = 2.0  # re-answer a repeated FIN this long after a download completed
+PROGRESS_INTERVAL_S = 0.1
+MAX_CLIENT_EVENTS = 200_000
+Progress = Callable[[int, int], None]
+
+
+class FilesClient(LineClient):
+    room = ""  # the room this connection was admitted to (HELLO / AUTH)
+    user = ""
+
+    async def hello(self, code: str, user: str, token: str | None = None) -> None:
+        line = f"HELLO {checked(validate_room_code, code)} {checked(validate_user, user)}"
+        if token:
+            line += f" {checked(check_token, token)}"
+        await self._expect_hello(line)
+
+    async def auth(self, token: str) -> None:
+        await self._expect_hello(f"AUTH {checked(check_token, token)}")
+
+    async def _expect_hello(self, line: str) -> None:
+        reply = await self.request(line)
+        parts = reply.split(" ")
+        if parts[:2] != ["OK", "HELLO"] or len(parts) != 4:
+            raise RemoteProtocolError("BAD_COMMAND", f"unexpected reply {reply[:60]!r}")
+        self.room, self.user = validate_room_code(parts[2]), validate_user(parts[3])
+
+    async def list_files(self) -> list[proto.FileEntry]:
+        count = proto.parse_count(await self.request("LIST"), "FILES")
+        return [proto.parse_file(await self.receive_reply()) for _ in range(count)]
+
+    async def transfers(self) -> list[proto.TransferEntry]:
+        count = proto.parse_count(await self.request("TRANSFERS"), "TRANSFERS")
+        return [proto.parse_transfer(await self.receive_reply()) for _ in range(count)]
+
+    async def upload_ticket(self, size: int, sha256: str, name: str) -> proto.SessionTicket:
+        name = checked(validate_filename, name)
+        return proto.parse_session(await self.request(f"UPLOAD {size} {sha256} {name}"))
+
+    async def download_ticket(self, name: str) -> proto.SessionTicket:
+        name = checked(validate_filename, name)
+        return proto.parse_session(await self.request(f"DOWNLOAD {name}"))
+
+    async def delete(self, name: str) -> None:
+        await self.request(f"DELETE {checked(validate_filename, name)}")
+
+    async def metrics(self, transfer_id: str, fmt: str = "csv") -> bytes:
+        fmt_reply, size = proto.parse_metrics_header(
+            await self.request(f"METRICS {proto.check_session_id(transfer_id)} {fmt}")
+        )
+        if fmt_reply != fmt:
+            raise RemoteProtocolError("BAD_COMMAND", "metrics in another format than asked")
+        return await self.conn.receive_body(size)
+
+    async def bye(self) -> None:
+        await self.request("BYE")
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    algo: str = "reno"
+    codec: Codec = Codec.JSON
+    mss: int = DEFAULT_MSS_BYTES
+    netem: NetemConfig | None = None
+    limits: Limits = field(default_factory=lambda: Limits(linger_s=CLIENT_LINGER_S))
+
+
+@dataclass
+class TransferResult:
+    ok: bool
+    direction: str
+    name: str
+    size: int
+    seconds: float
+    session_id: str
+    resumed_bytes: int = 0
+    retransmissions: int = 0
+    timeouts: int = 0
+    final_cwnd: float | None = None
+    srtt_ms: float | None = None
+    algo: str = ""
+    codec: str = ""
+    failure: tuple[str, str] | None = None
+    events: list[TransferEvent] = field(default_factory=list)
+
+    @property
+    def goodput_bytes_per_s(self) -> float:
+        moved = self.size - self.resumed_bytes
+        return moved / self.seconds if self.seconds > 0 else 0.0
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 of a file, read in blocks (blocking: call from a thread)."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK_BYTES):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- transfers
+
+
+class _Source:
+    """Reads an upload's chunks from its file (the chunk size is fixed by the handshake)."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+        self.conn: Connection | None = None
+
+    def read(self, seq: int) -> bytes:
+        assert self.conn is not None
+        mss = self.conn.mss
+        return os.pread(self.fd, mss, (seq - 1) * mss)
+
+    def write(self, chunks: list[bytes]) -> None:
+        raise StoreError("an upload receives no data")
+
+    async def finish(self) -> None:
+        raise StoreError("an upload stores nothing")
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _FileSink:
+    """Receives a download into ``<output>.part``; ``finish`` verifies and renames it."""
+
+    def __init__(self, output: Path, ticket: proto.SessionTicket) -> None:
+        self.output, self.ticket = output, ticket
+        self.part = output.with_name(output.name + ".part")
+        self.meta = output.with_name(output.name + ".part.json")
+        self.conn: Connection | None = None
+        self.resume_bytes = self._existing_part()
+        self._hasher = hashlib.sha256()
+        self._handle = self.part.open("r+b" if self.resume_bytes else "wb")
+        self.meta.write_text(json.dumps({"size": ticket.size, "sha256": ticket.sha256}))
+        self._prepared = False
+
+    def _existing_part(self) -> int:
+        try:
+            meta = json.loads(self.meta.read_text())
+            if meta == {"size": self.ticket.size, "sha256": self.ticket.sha256}:
+                return min(self.part.stat().st_size, self.ticket.size)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def _prepare(self) -> None:
+        """Keep exactly the chunks the handshake said we hold, and hash them."""
+        assert self.conn is not None
+        keep = self.conn.resume_chunks * self.conn.mss
+        self._handle.truncate(keep)
+        self._handle.seek(0)
+        left = keep
+        while left:
+            block = self._handle.read(min(HASH_BLOCK_BYTES, left))
+            self._hasher.update(block)
+            left -= len(block)
+        self._handle.seek(keep)
+        self.resume_bytes = keep
+        self._prepared = True
+
+    def write(self, chunks: list[bytes]) -> None:
+        if not self._prepared:
+            self._prepare()
+        for chunk in chunks:
+            self._handle.write(chunk)
+            self._hasher.update(chunk)
+
+    async def finish(self) -> None:
+        if not self._prepared:
+            self._prepare()
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        size = self._handle.tell()
+        if size != self.ticket.size or self._hasher.hexdigest() != self.ticket.sha256:
+            self.close()
+            self.part.unlink(missing_ok=True)
+            self.meta.unlink(missing_ok=True)
+            raise StoreError("the downloaded file does not match its SHA-256")
+        self.close()
+        os.replace(self.part, self.output)
+        self.meta.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+
+
+async def upload(
+    client: FilesClient,
+    host: str,
+    path: Path,
+    options: TransferOptions,
+    *,
+    name: str | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    name = checked(validate_filename, name or path.name)
+    size, digest = await trio.to_thread.run_sync(file_digest, path)
+    ticket = await client.upload_ticket(size, digest, name)
+    source = _Source(path)
+    try:
+        conn = _client_connection(
+            Direction.UPLOAD, ticket, client.room, name, options, source=source.read
+        )
+        conn.size, conn.sha256 = size, digest
+        source.conn = conn
+        result = await _run(conn, source, host, ticket, options=options, progress=progress)
+    finally:
+        source.close()
+    result.resumed_bytes = min(conn.resume_chunks * conn.mss, size)
+    if not result.ok and result.failure and result.failure[0] == UNCONFIRMED:
+        stored = await client.list_files()
+        result.ok = any(f.name == name and f.sha256 == digest for f in stored)
+    return result
+
+
+async def download(
+    client: FilesClient,
+    host: str,
+    name: str,
+    output: Path,
+    options: TransferOptions,
+    *,
+    progress: Progress | None = None,
+) -> TransferResult:
+    ticket = await client.download_ticket(name)
+    sink = _FileSink(output, ticket)
+    try:
+        conn = _client_connection(
+            Direction.DOWNLOAD, ticket, client.room, name, options, resume_bytes=sink.resume_bytes
+        )
+        sink.conn = conn
+        result = await _run(conn, sink, host, ticket, options=options, progress=progress)
+    finally:
+        sink.close()
+    result.resumed_bytes = sink.resume_bytes
+    return result
+
+
+def _client_connection(
+    direction: Direction,
+    ticket: proto.SessionTicket,
+    room: str,
+    name: str,
+    options: TransferOptions,
+    *,
+    source: Callable[[int], bytes] | None = None,
+    resume_bytes: int = 0,
+) -> Connection:
+    events: list[TransferEvent] = []
+
+    def record(event: TransferEvent) -> None:
+        if len(events) < MAX_CLIENT_EVENTS:
+            events.append(event)
+
+    conn = Connection(
+        role=Role.CLIENT, direction=direction, session_id=ticket.session_id, room=room,
+        filename=name, limits=options.limits, now=trio.current_time(), source=source,
+        offer=Offer(options.codec, options.algo, options.mss), resume_bytes=resume_bytes,
+        on_event=record,
+    )  # fmt: skip
+    conn.client_events = events  # type: ignore[attr-defined]
+    return conn
+
+
+async def _run(
+    conn: Connection,
+    app: _Source | _FileSink,
+    host: str,
+    ticket: proto.SessionTicket,
+    *,
+    options: TransferOptions,
+    progress: Progress | None,
+) -> TransferResult:
+    server = await _resolve(host, ticket.udp_port)
+    transport: DatagramTransport = UdpTransport.bind(_wildcard(server), 0)
+    started = trio.current_time()
+    try:
+        async with trio.open_nursery() as nursery:
+            if options.netem is not None and options.netem.active:
+                path = EmulatedPath(transport, options.netem)
+                await nursery.start(path.run)
+                transport = path
+            router = DatagramRouter(transport, answer_unknown=False)
+            session = TransferSession(conn, transport, server, app)
+            router.add(session)
+            nursery.start_soon(router.run)
+            if progress is not None:
+                nursery.start_soon(_report_progress, conn, ticket.size, progress)
+            nursery.start_soon(session.run)
+            conn.connect(trio.current_time())
+            await session.flush(trio.current_time())
+            await session.settled.wait()
+            elapsed = trio.current_time() - started
+            if conn.state is State.TIME_WAIT:
+                with trio.move_on_after(CLIENT_LINGER_S):
+                    await session.closed.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        transport.close()
+    return _result(conn, ticket, elapsed)
+
+
+def _result(conn: Connection, ticket: proto.SessionTicket, elapsed: float) -> TransferResult:
+    sender = conn.sender
+    ok = conn.state in (State.CLOSED, State.TIME_WAIT)
+    return TransferResult(
+        ok=ok, direction=conn.direction.value, name=conn.filename, size=ticket.size,
+        seconds=elapsed, session_id=conn.session_id,
+        retransmissions=sender.stats.retransmissions if sender else 0,
+        timeouts=sender.stats.timeouts if sender else 0,
+        final_cwnd=sender.cc.cwnd if sender else None,
+        srtt_ms=sender.rtt.srtt_ms if sender else None,
+        algo=conn.algo, codec=conn.codec.value, failure=conn.failure,
+        events=list(getattr(conn, "client_events", [])),
+    )  # fmt: skip
+
+
+async def _report_progress(conn: Connection, total: int, progress: Progress) -> None:
+    while True:
+        if conn.sender is not None:
+            done = min(conn.sender.stats.bytes_acked + conn.resume_chunks * conn.mss, total)
+        elif conn.receiver is not None:
+            done = min(conn.receiver.ack * conn.mss, total)
+        else:
+            done = 0
+        progress(done, total)
+        await trio.sleep(PROGRESS_INTERVAL_S)
+
+
+async def _resolve(host: str, port: int) -> Address:
+    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise LocalProtocolError(BAD_ARGUMENT, f"cannot resolve {host}")
+    address = infos[0][4]
+    return (str(address[0]), int(address[1]))
+
+
+def _wildcard(server: Address) -> str:
+    return "::" if ":" in server[0] else "0.0.0.0"  # noqa: S104 (an ephemeral client port)

@@ -1,0 +1,278 @@
+"""File Control's line protocol (TCP 9010): commands, replies, parsers. Sans-IO.
+
+    HELLO <code> <user> [<token>]     -> OK HELLO <code> <user>          (admission)
+    AUTH <token>                      -> OK HELLO <code> <user>          (admission by token)
+    LIST                              -> FILES <n>, then n x
+                                         FILE <size> <sha256> <unix> <user> <name>
+    UPLOAD <size> <sha256> <name>     -> SESSION <session_id> <udp_port> <size> <sha256>
+    DOWNLOAD <name>                   -> SESSION <session_id> <udp_port> <size> <sha256>
+    DELETE <name>                     -> OK DELETED <name>
+    TRANSFERS                         -> TRANSFERS <n>, then n x TRANSFER <id> <direction>
+                                         <status> <algo> <codec> <size> <unix> <name>
+    METRICS <transfer_id> csv|qlog    -> METRICS <format> <bytes>, then exactly <bytes> bytes
+    PING                              -> PONG
+    BYE                               -> OK BYE
+    anything wrong                    -> ERR <code> <text>
+
+Every command but HELLO, AUTH, PING and BYE needs admission first. A file name is always the
+last argument and runs to the end of the line (it may contain single spaces), so the words
+before it are separated by exactly one space. Byte-level description: docs/PROTOCOL.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from syncrox.errors import BAD_ARGUMENT, BAD_COMMAND, RemoteProtocolError
+from syncrox.protocol.names import (
+    validate_filename,
+    validate_room_code,
+    validate_token,
+    validate_user,
+)
+from syncrox.protocol.rooms import split_command
+from syncrox.protocol.rudp.packets import SESSION_ID_HEX_CHARS, SHA256_HEX_CHARS
+
+METRICS_FORMATS = ("csv", "qlog")
+MAX_SIZE_DIGITS = 15
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class Hello:
+    code: str
+    user: str
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class Auth:
+    token: str
+
+
+@dataclass(frozen=True)
+class ListFiles:
+    pass
+
+
+@dataclass(frozen=True)
+class Upload:
+    size: int
+    sha256: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Download:
+    name: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    name: str
+
+
+@dataclass(frozen=True)
+class ListTransfers:
+    pass
+
+
+@dataclass(frozen=True)
+class Metrics:
+    transfer_id: str
+    format: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True)
+class Bye:
+    pass
+
+
+FilesCommand = (
+    Hello | Auth | ListFiles | Upload | Download | Delete | ListTransfers | Metrics | Ping | Bye
+)
+ADMISSION_FREE = (Hello, Auth, Ping, Bye)
+_USAGE = {
+    "HELLO": "HELLO <code> <user> [<token>]",
+    "AUTH": "AUTH <token>",
+    "LIST": "LIST",
+    "UPLOAD": "UPLOAD <size> <sha256> <name>",
+    "DOWNLOAD": "DOWNLOAD <name>",
+    "DELETE": "DELETE <name>",
+    "TRANSFERS": "TRANSFERS",
+    "METRICS": "METRICS <transfer_id> csv|qlog",
+    "PING": "PING",
+    "BYE": "BYE",
+}
+
+
+def parse_files_command(line: str, *, max_file_bytes: int) -> FilesCommand:
+    """Parse one line from a File Control client; raise only ``RemoteProtocolError``."""
+    word, args = split_command(line)
+    if word not in _USAGE:
+        raise RemoteProtocolError(BAD_COMMAND, f"unknown command {word[:16]}; try {_known()}")
+    if word in ("UPLOAD", "DOWNLOAD", "DELETE"):
+        return _parse_named(word, line, max_file_bytes)
+    return _parse_words(word, args)
+
+
+def _parse_words(word: str, args: list[str]) -> FilesCommand:
+    match word, args:
+        case "HELLO", [code, user]:
+            return Hello(validate_room_code(code), validate_user(user))
+        case "HELLO", [code, user, token]:
+            return Hello(validate_room_code(code), validate_user(user), validate_token(token))
+        case "AUTH", [token]:
+            return Auth(validate_token(token))
+        case "LIST", []:
+            return ListFiles()
+        case "TRANSFERS", []:
+            return ListTransfers()
+        case "METRICS", [transfer_id, fmt]:
+            if fmt.lower() not in METRICS_FORMATS:
+                raise RemoteProtocolError(BAD_ARGUMENT, "format must be csv or qlog")
+            return Metrics(check_session_id(transfer_id), fmt.lower())
+        case "PING", []:
+            return Ping()
+        case "BYE", []:
+            return Bye()
+    raise RemoteProtocolError(BAD_ARGUMENT, f"usage: {_USAGE[word]}")
+
+
+def _parse_named(word: str, line: str, max_file_bytes: int) -> FilesCommand:
+    # The name is the rest of the line after single spaces: it may itself hold spaces.
+    wanted = 3 if word == "UPLOAD" else 1
+    parts = line.strip("\r\n").split(" ", wanted)
+    if len(parts) != wanted + 1 or not parts[-1]:
+        raise RemoteProtocolError(BAD_ARGUMENT, f"usage: {_USAGE[word]}")
+    name = validate_filename(parts[-1])
+    if word == "DOWNLOAD":
+        return Download(name)
+    if word == "DELETE":
+        return Delete(name)
+    return Upload(parse_file_size(parts[1], max_file_bytes), check_sha256(parts[2]), name)
+
+
+def parse_file_size(text: str, limit: int) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_SIZE_DIGITS:
+        raise RemoteProtocolError(BAD_ARGUMENT, "size must be a decimal byte count")
+    size = int(text)
+    if size > limit:
+        raise RemoteProtocolError("TOO_LARGE", f"files are limited to {limit} bytes")
+    return size
+
+
+def check_sha256(text: str) -> str:
+    if len(text) != SHA256_HEX_CHARS or not set(text) <= _HEX:
+        raise RemoteProtocolError(BAD_ARGUMENT, "sha256 must be 64 lower-case hex digits")
+    return text
+
+
+def check_session_id(text: str) -> str:
+    if len(text) != SESSION_ID_HEX_CHARS or not set(text) <= _HEX:
+        raise RemoteProtocolError(BAD_ARGUMENT, "a transfer id is 32 lower-case hex digits")
+    return text
+
+
+def _known() -> str:
+    return ", ".join(_USAGE)
+
+
+# ---------------------------------------------------------------------------------------
+# Replies (formatted by the server, parsed by the client)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    size: int
+    sha256: str
+    created_unix: int
+    uploaded_by: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SessionTicket:
+    session_id: str
+    udp_port: int
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TransferEntry:
+    transfer_id: str
+    direction: str
+    status: str
+    algo: str
+    codec: str
+    size: int
+    started_unix: int
+    name: str
+
+
+def format_file(entry: FileEntry) -> str:
+    return f"FILE {entry.size} {entry.sha256} {entry.created_unix} {entry.uploaded_by} {entry.name}"
+
+
+def format_session(ticket: SessionTicket) -> str:
+    return f"SESSION {ticket.session_id} {ticket.udp_port} {ticket.size} {ticket.sha256}"
+
+
+def format_transfer(entry: TransferEntry) -> str:
+    return (
+        f"TRANSFER {entry.transfer_id} {entry.direction} {entry.status} {entry.algo} "
+        f"{entry.codec} {entry.size} {entry.started_unix} {entry.name}"
+    )
+
+
+def _fields(line: str, word: str, count: int) -> list[str]:
+    parts = line.split(" ", count)
+    if parts[0] != word or len(parts) != count + 1:
+        raise RemoteProtocolError(BAD_COMMAND, f"expected a {word} reply, got {line[:60]!r}")
+    return parts[1:]
+
+
+def _number(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_SIZE_DIGITS:
+        raise RemoteProtocolError(BAD_COMMAND, f"expected a number, got {text[:20]!r}")
+    return int(text)
+
+
+def parse_count(line: str, word: str) -> int:
+    (count,) = _fields(line, word, 1)
+    return _number(count)
+
+
+def parse_file(line: str) -> FileEntry:
+    size, sha, created, user, name = _fields(line, "FILE", 5)
+    return FileEntry(
+        _number(size), check_sha256(sha), _number(created), validate_user(user),
+        validate_filename(name),
+    )  # fmt: skip
+
+
+def parse_session(line: str) -> SessionTicket:
+    session_id, port, size, sha = _fields(line, "SESSION", 4)
+    udp_port = _number(port)
+    if not 0 < udp_port < 65536:
+        raise RemoteProtocolError(BAD_COMMAND, "bad UDP port in SESSION")
+    return SessionTicket(check_session_id(session_id), udp_port, _number(size), check_sha256(sha))
+
+
+def parse_transfer(line: str) -> TransferEntry:
+    tid, direction, status, algo, codec, size, started, name = _fields(line, "TRANSFER", 8)
+    return TransferEntry(
+        check_session_id(tid), direction, status, algo, codec, _number(size), _number(started),
+        validate_filename(name),
+    )  # fmt: skip
+
+
+def parse_metrics_header(line: str) -> tuple[str, int]:
+    fmt, size = _fields(line, "METRICS", 2)
+    return fmt, _number(size)

@@ -1,0 +1,175 @@
+"""File Control + File Data over real loopback sockets, in-process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pytest
+import trio
+
+from syncrox.client.files import FilesClient, TransferOptions, download, upload
+from syncrox.client.rooms import RoomsClient
+from syncrox.errors import RequestRefused
+from syncrox.netem import NetemConfig
+from syncrox.protocol.rudp.packets import Codec
+from syncrox.services.context import BoundPorts
+from tests.conftest import IO_TIMEOUT_S
+from tests.services.helpers import raw_client
+
+HOST = "127.0.0.1"
+
+
+async def new_room(ports: BoundPorts, user: str = "alice") -> tuple[str, str]:
+    async with RoomsClient.connect(HOST, ports["rooms"]) as rooms:
+        return await rooms.create(user)
+
+
+def make_file(tmp_path: Path, name: str, size: int, seed: int = 1) -> Path:
+    path = tmp_path / name
+    path.write_bytes(random.Random(seed).randbytes(size))
+    return path
+
+
+async def test_upload_list_download_delete_and_metrics(
+    services: BoundPorts, tmp_path: Path
+) -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        source = make_file(tmp_path, "report one.bin", 300_000)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            sent = await upload(files, HOST, source, TransferOptions(codec=Codec.BINARY))
+            assert sent.ok, sent.failure
+            [entry] = await files.list_files()
+            assert (entry.name, entry.size) == ("report one.bin", 300_000)
+            assert entry.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+            output = tmp_path / "copy.bin"
+            got = await download(files, HOST, "report one.bin", output, TransferOptions())
+            assert got.ok, got.failure
+            assert output.read_bytes() == source.read_bytes()
+            assert not (tmp_path / "copy.bin.part").exists()
+            transfers = await files.transfers()
+            assert {t.status for t in transfers} == {"stored", "delivered"}
+            down = next(t for t in transfers if t.direction == "download")
+            csv_text = (await files.metrics(down.transfer_id, "csv")).decode()
+            header, *rows = csv_text.splitlines()
+            assert (
+                header
+                == "ts,room,file,direction,seq,bytes,rtt_ms,srtt_ms,rto_ms,cwnd,ssthresh,event,algo"
+            )
+            assert any(",ACK," in row for row in rows) and any(",COMPLETE," in r for r in rows)
+            qlog = json.loads(await files.metrics(down.transfer_id, "qlog"))
+            assert qlog["traces"][0]["events"]
+            await files.delete("report one.bin")
+            assert await files.list_files() == []
+            with pytest.raises(RequestRefused) as missing:
+                await files.download_ticket("report one.bin")
+            assert missing.value.code == "NOT_FOUND"
+
+
+async def test_rooms_are_isolated(services: BoundPorts, tmp_path: Path) -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        code_a, token_a = await new_room(services, "alice")
+        code_b, token_b = await new_room(services, "bob")
+        async with FilesClient.connect(HOST, services["files_tcp"]) as alice:
+            await alice.hello(code_a, "alice", token_a)
+            result = await upload(
+                alice, HOST, make_file(tmp_path, "secret.txt", 1000), TransferOptions()
+            )
+            assert result.ok
+        async with FilesClient.connect(HOST, services["files_tcp"]) as bob:
+            await bob.auth(token_b)
+            assert bob.room == code_b
+            assert await bob.list_files() == []
+            for action in (bob.download_ticket("secret.txt"), bob.delete("secret.txt")):
+                with pytest.raises(RequestRefused) as refused:
+                    await action
+                assert refused.value.code == "NOT_FOUND"
+            [transfer] = await alice_transfers(services, code_a, token_a)
+            with pytest.raises(RequestRefused):
+                await bob.metrics(transfer, "csv")
+
+
+async def alice_transfers(ports: BoundPorts, code: str, token: str) -> list[str]:
+    async with FilesClient.connect(HOST, ports["files_tcp"]) as files:
+        await files.hello(code, "alice", token)
+        return [t.transfer_id for t in await files.transfers()]
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (b"LIST\n", "NOT_MEMBER"),
+        (b"UPLOAD 10 " + b"a" * 64 + b" x.txt\n", "NOT_MEMBER"),
+        (b"FROB\n", "BAD_COMMAND"),
+        (b"HELLO 12 alice\n", "BAD_ROOM"),
+        (b"HELLO 1234 alice\n", "NOT_FOUND"),
+        (b"\xff\xfe\n", "BAD_UTF8"),
+    ],
+)
+async def test_bad_lines_get_clear_errors(services: BoundPorts, line: bytes, code: str) -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        async with raw_client(services["files_tcp"]) as client:
+            await client.send(line)
+            reply = await client.line()
+            assert reply is not None and reply.startswith(f"ERR {code} "), reply
+            assert await client.ask("PING") == "PONG"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "UPLOAD 10 {sha} ../etc/passwd",
+        "UPLOAD 10 {sha} .hidden",
+        "DOWNLOAD a/b",
+        "UPLOAD 10 nothex x.txt",
+        "UPLOAD 99999999999999 {sha} big.bin",
+        "METRICS 123 csv",
+    ],
+)
+async def test_bad_arguments_after_admission(services: BoundPorts, line: str) -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        async with raw_client(services["files_tcp"]) as client:
+            assert (await client.ask(f"HELLO {code} alice {token}")).startswith("OK HELLO")
+            reply = await client.ask(line.format(sha="a" * 64))
+            assert reply.split(" ")[1] in {"BAD_NAME", "BAD_ARGUMENT", "TOO_LARGE"}, reply
+            assert await client.ask("PING") == "PONG"
+
+
+async def test_download_through_emulated_loss_and_a_second_upload_replaces(
+    services: BoundPorts, tmp_path: Path
+) -> None:
+    with trio.fail_after(IO_TIMEOUT_S * 2):
+        code, token = await new_room(services)
+        lossy = TransferOptions(
+            algo="cubic", netem=NetemConfig(loss=0.05, delay_ms=2, duplicate=0.02, seed=3)
+        )
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            first = make_file(tmp_path, "v.bin", 200_000, seed=1)
+            assert (await upload(files, HOST, first, lossy)).ok
+            second = make_file(tmp_path, "v2.bin", 150_000, seed=2)
+            assert (await upload(files, HOST, second, lossy, name="v.bin")).ok
+            [entry] = await files.list_files()
+            assert entry.size == 150_000
+            output = tmp_path / "out.bin"
+            result = await download(files, HOST, "v.bin", output, lossy)
+            assert result.ok, result.failure
+            assert output.read_bytes() == second.read_bytes()
+
+
+async def test_zero_length_file(services: BoundPorts, tmp_path: Path) -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            assert (
+                await upload(files, HOST, make_file(tmp_path, "empty", 0), TransferOptions())
+            ).ok
+            output = tmp_path / "empty.out"
+            assert (await download(files, HOST, "empty", output, TransferOptions())).ok
+            assert output.read_bytes() == b""
