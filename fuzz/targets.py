@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fuzz import targets_foundation
+from fuzz import targets_chat, targets_foundation
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "framing": targets_foundation.framing,
     "rooms_command": targets_foundation.rooms_command,
+    "chat_line": targets_chat.chat_line,
+    "chat_server_line": targets_chat.chat_server_line,
 }
