@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from syncrox import __version__
-from syncrox.cli import rooms, run
+from syncrox.cli import files, rooms, run
 from syncrox.cli.common import EXIT_USAGE
 from syncrox.errors import SyncroxError
 
 # Each command module exposes register(subparsers); later commands add themselves here.
-COMMAND_MODULES = (run, rooms)
+COMMAND_MODULES = (run, rooms, files)
 
 
 def build_parser() -> argparse.ArgumentParser:

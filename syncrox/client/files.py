@@ -106,6 +106,8 @@ class TransferOptions:
     codec: Codec = Codec.JSON
     mss: int = DEFAULT_MSS_BYTES
     netem: NetemConfig | None = None
+    # Send File Data here instead of the port SESSION named (e.g. through a netem proxy).
+    udp_port: int | None = None
     limits: Limits = field(default_factory=lambda: Limits(linger_s=CLIENT_LINGER_S))
 
 
@@ -320,7 +322,7 @@ async def _run(
     options: TransferOptions,
     progress: Progress | None,
 ) -> TransferResult:
-    server = await _resolve(host, ticket.udp_port)
+    server = await _resolve(host, options.udp_port or ticket.udp_port)
     transport: DatagramTransport = UdpTransport.bind(_wildcard(server), 0)
     started = trio.current_time()
     try:
