@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from syncrox.errors import StoreError
-from syncrox.store import files, rooms
+from syncrox.store import chat, files, rooms
 from syncrox.store.blobs import BlobStore
 from syncrox.store.sqlite import Database, Schema
 
@@ -23,7 +23,7 @@ DATABASE_NAME = "syncrox.db"
 LOCK_NAME = ".lock"
 
 # Every component's schema; a new repository adds its Schema here.
-SCHEMAS: tuple[Schema, ...] = (rooms.SCHEMA, files.SCHEMA)
+SCHEMAS: tuple[Schema, ...] = (rooms.SCHEMA, chat.SCHEMA, files.SCHEMA)
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Store:
     blobs: BlobStore
     rooms: rooms.RoomStore
     _lock_fd: int
+    chat: chat.ChatStore = field(init=False)
     files: files.FileStore = field(init=False)
 
     @classmethod
@@ -44,11 +45,13 @@ class Store:
                 data_dir / DATABASE_NAME, SCHEMAS, worker_thread=sqlite_worker_thread
             )
             blobs = BlobStore(data_dir / "blobs")
+            chat_store = chat.SqliteChatStore(db, data_dir)
             file_store = files.SqliteFileStore(db, BlobStore(data_dir / "files" / "blobs"))
         except BaseException:
             os.close(lock_fd)
             raise
         store = cls(data_dir, db, blobs, rooms.SqliteRoomStore(db), lock_fd)
+        store.chat = chat_store
         store.files = file_store
         return store
 
