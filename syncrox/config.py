@@ -74,6 +74,69 @@ class RoomsConfig:
     max_members_per_room: int = 64
 
 
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Limits of every code-execution container (docs/SECURITY.md explains each one)."""
+
+    image: str = "syncrox-sandbox:latest"
+    # Empty: the engine $DOCKER_HOST names, else the default local socket.
+    docker_host: str = ""
+    memory_limit_bytes: int = 256 * MIB  # also the memory+swap limit: no swap at all
+    cpus: float = 0.5
+    pids_limit: int = 64
+    workdir_size_bytes: int = 16 * MIB  # the tmpfs at /sandbox, the only writable place
+    shm_size_bytes: int = 1 * MIB
+    open_files_limit: int = 256
+    file_size_limit_bytes: int = 16 * MIB
+    # Per stream (stdout, stderr, compiler output); capped inside the container.
+    output_limit_bytes: int = 64 * KIB
+    compile_time_limit_s: float = 15.0
+    run_time_limit_s: float = 5.0
+    # Idle containers started ahead of time; each serves one job, then is destroyed. 0: none.
+    pool_size: int = 2
+    # A container's main process exits (and the engine removes it) after this long, so even a
+    # server killed with -9 leaves nothing running for longer.
+    container_lifetime_s: float = 600.0
+    # Backstop for one engine API call; wall time of programs is enforced by cancel scopes.
+    docker_api_timeout_s: float = 30.0
+    # While the engine is unreachable, it is probed again at most this often.
+    engine_retry_interval_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.cpus <= 0 or self.compile_time_limit_s <= 0 or self.run_time_limit_s <= 0:
+            raise ConfigError("exec.sandbox: cpus and time limits must be positive")
+        if self.memory_limit_bytes < 16 * MIB or self.pids_limit < 16:
+            raise ConfigError("exec.sandbox: at least 16 MiB of memory and 16 pids are needed")
+        if self.output_limit_bytes < 1 or self.workdir_size_bytes < 1 * MIB:
+            raise ConfigError("exec.sandbox: output limit >= 1 byte, work dir >= 1 MiB")
+        if self.container_lifetime_s < self.compile_time_limit_s + self.run_time_limit_s + 60:
+            raise ConfigError(
+                "exec.sandbox.container_lifetime_s must exceed both time limits plus 60 s"
+            )
+
+
+@dataclass(frozen=True)
+class ExecConfig:
+    """The code-execution service (TCP 9012) and its sandbox."""
+
+    max_code_bytes: int = 64 * KIB
+    max_stdin_bytes: int = 1 * MIB
+    max_concurrent_runs: int = 2
+    # Requests beyond running + queued are answered BUSY at once.
+    max_queued_runs: int = 16
+    history_per_room: int = 500
+    history_page_max: int = 100
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent_runs < 1 or self.history_page_max < 1:
+            raise ConfigError("exec: max_concurrent_runs and history_page_max must be >= 1")
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     # False runs SQLite on the event loop instead of a worker thread: for tests in virtual
@@ -113,6 +176,7 @@ class Config:
     tcp: TcpLimits = field(default_factory=TcpLimits)
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    exec: ExecConfig = field(default_factory=ExecConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
 
     def with_overrides(self, overrides: Mapping[str, object]) -> Config:

@@ -25,7 +25,7 @@ CSV_COLUMNS = (
     "ts", "room", "file", "direction", "seq", "bytes", "rtt_ms", "srtt_ms", "rto_ms", "cwnd",
     "ssthresh", "event", "algo",
 )  # fmt: skip
-_METRICS = frozenset({"ACK", "DUP_ACK", "RWND_CHANGE", "WINDOW_PROBE"})
+_METRICS = frozenset({"ACK", "DUP_ACK", "RWND_CHANGE", "WINDOW_PROBE", "TAIL_PROBE"})
 _CONGESTION = frozenset({"FAST_RETRANSMIT", "TIMEOUT", "RECOVERY_EXIT"})
 
 

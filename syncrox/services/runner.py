@@ -18,6 +18,7 @@ import trio
 
 from syncrox.config import Config
 from syncrox.logs import log_event
+from syncrox.services import exec as exec_service
 from syncrox.services import files, rooms
 from syncrox.services.context import BoundPorts, ServeFunction, ServiceContext
 from syncrox.services.registry import RoomRegistry
@@ -33,6 +34,7 @@ PORTS_FILE = "ports.json"
 SERVICES: Sequence[tuple[str, ServeFunction]] = (
     ("rooms", rooms.serve),
     ("files", files.serve),
+    ("exec", exec_service.serve),
 )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from syncrox.errors import StoreError
-from syncrox.store import chat, files, rooms
+from syncrox.store import chat, executions, files, rooms
 from syncrox.store.blobs import BlobStore
 from syncrox.store.sqlite import Database, Schema
 
@@ -23,7 +23,7 @@ DATABASE_NAME = "syncrox.db"
 LOCK_NAME = ".lock"
 
 # Every component's schema; a new repository adds its Schema here.
-SCHEMAS: tuple[Schema, ...] = (rooms.SCHEMA, chat.SCHEMA, files.SCHEMA)
+SCHEMAS: tuple[Schema, ...] = (rooms.SCHEMA, chat.SCHEMA, files.SCHEMA, executions.SCHEMA)
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Store:
     _lock_fd: int
     chat: chat.ChatStore = field(init=False)
     files: files.FileStore = field(init=False)
+    executions: executions.ExecutionStore = field(init=False)
 
     @classmethod
     def open(cls, data_dir: Path, *, sqlite_worker_thread: bool = True) -> Store:
@@ -53,6 +54,7 @@ class Store:
         store = cls(data_dir, db, blobs, rooms.SqliteRoomStore(db), lock_fd)
         store.chat = chat_store
         store.files = file_store
+        store.executions = executions.SqliteExecutionStore(db)
         return store
 
     def close(self) -> None:

@@ -58,6 +58,8 @@ UNCONFIRMED = "UNCONFIRMED"
 IDLE = "IDLE"
 BAD_HANDSHAKE = "BAD_HANDSHAKE"
 ABORTED = "ABORTED"
+ACK_EVERY = 2  # in-order chunks per early ACK (as TCP's delayed ACK)
+EARLY_ACKS_PER_FLUSH = 2  # early ACKs per batch; the batch ends with one more
 
 
 class Role(enum.Enum):
@@ -147,7 +149,9 @@ class Limits:
     rto_max_ms: float = 30_000.0
     handshake_rto_s: float = 1.0
     max_retries: int = 8
-    buffer_bytes: int = 4 * 1024 * 1024
+    # Receive buffer per session: bounds rwnd and memory. 2 MiB leaves room in a loopback
+    # socket's buffer, so slow start does not overflow it on its way to the window.
+    buffer_bytes: int = 2 * 1024 * 1024
     max_mss_bytes: int = 60 * 1024
     idle_timeout_s: float = 60.0
     # TIME_WAIT: how long the data receiver keeps answering a repeated FIN, restarted by
@@ -211,6 +215,9 @@ class Connection:
         self._retries = 0
         self._deadline: float | None = None  # handshake / FIN / linger timer
         self._last_heard = now
+        self._syn_sent_at: float | None = None
+        self._syn_resent = False
+        self._early_acks = 0
 
     # ------------------------------------------------------------------ roles
 
@@ -250,6 +257,7 @@ class Connection:
             )
         )  # fmt: skip
         self._send_control(now)
+        self._syn_sent_at = now
 
     def receive(self, packet: Packet, now: float) -> None:
         """Feed one decoded datagram of this session."""
@@ -350,11 +358,13 @@ class Connection:
         self.size, self.sha256, self.total = packet.size, packet.sha256, packet.total
         self._encoder = Encoder(self.codec, self.session_id, self.room, self.filename)
         self._move(T.SYN_ACK)
-        self._deadline, self._retries = None, 0
+        syn_retries, self._deadline, self._retries = self._retries, None, 0
         held = 0
         if self.direction is Direction.UPLOAD:
             self.resume_chunks = packet.ack
             self._start_sender(packet.ack, packet.rwnd, now)
+            self._syn_resent = syn_retries > 0
+            self._sample_syn(now)
         else:
             held = min(self.resume_bytes // self.mss, self.total)
             self.resume_chunks = held
@@ -364,6 +374,13 @@ class Connection:
                    rwnd=self.receiver.rwnd if self.receiver else 0)
         )  # fmt: skip
         self._outbox.append(self._reply)
+
+    def _sample_syn(self, now: float) -> None:
+        """An uploading client's first RTT sample: SYN to SYN-ACK, if the SYN went out once
+        (Karn; RFC 6298 §2). It lets tail-loss probes work from the first chunk. (The
+        handshake's ACK, by contrast, never feeds the RTT: flaw 14.)"""
+        if self.sender is not None and self._syn_sent_at is not None and not self._syn_resent:
+            self.sender.rtt.on_sample((now - self._syn_sent_at) * 1000.0)
 
     def _check_syn_ack(self, packet: Packet) -> str:
         if packet.codec not in {codec.value for codec in Codec}:
@@ -426,8 +443,16 @@ class Connection:
     def _on_data(self, packet: Packet, now: float) -> None:
         if self.state is State.SYN_RCVD:
             self._establish()  # the handshake ACK was lost; DATA proves the client got SYN-ACK
-        assert self.receiver is not None
-        self.receiver.on_data(packet.seq, packet.payload)
+        receiver = self.receiver
+        assert receiver is not None
+        urgent = receiver.on_data(packet.seq, packet.payload)
+        early = receiver.unacked >= ACK_EVERY and self._early_acks < EARLY_ACKS_PER_FLUSH
+        if urgent or early:
+            # Out of order, a duplicate, or a hole filled: each gets its own ACK, so the
+            # sender counts every duplicate. In-order chunks are acknowledged once per
+            # batch, plus a few early ACKs, so one lost ACK cannot stall a whole window.
+            self._early_acks += not urgent
+            self._outbox.append(self._encoder.ack(*receiver.make_ack()))
 
     def _on_ack(self, packet: Packet, now: float) -> None:
         if self.sender is None or self.state is not State.ESTABLISHED:
@@ -468,6 +493,7 @@ class Connection:
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         out, self._outbox = self._outbox, []
+        self._early_acks = 0
         receiver = self.receiver
         if receiver is not None and receiver.ack_due:
             out.append(self._encoder.ack(*receiver.make_ack()))

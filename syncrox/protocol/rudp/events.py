@@ -17,6 +17,7 @@ class EventKind(enum.Enum):
     FAST_RETRANSMIT = "FAST_RETRANSMIT"  # loss detected by duplicates: reaction + resend
     RECOVERY_EXIT = "RECOVERY_EXIT"  # fast recovery ended (Reno deflation, full ACK)
     TIMEOUT = "TIMEOUT"  # retransmission timer expired
+    TAIL_PROBE = "TAIL_PROBE"  # a tail loss probe went out (no congestion reaction)
     RWND_CHANGE = "RWND_CHANGE"  # the receiver advertised a different window
     WINDOW_PROBE = "WINDOW_PROBE"  # a zero window was probed
     COMPLETE = "COMPLETE"  # every chunk acknowledged

@@ -48,6 +48,7 @@ class Receiver:
         self.ack = start_ack
         self.stats = ReceiverStats()
         self.ack_due = False
+        self.unacked = 0  # chunks received since the last ACK
         self.echo = 0
         self._ready: list[bytes] = []
         self.advertised = self.buffer_chunks
@@ -67,8 +68,12 @@ class Receiver:
     def held_chunks(self) -> int:
         return len(self._held) + len(self._ready)
 
-    def on_data(self, seq: int, payload: bytes) -> None:
-        """Take one DATA chunk; raises ``RemoteProtocolError`` if it cannot be this file's."""
+    def on_data(self, seq: int, payload: bytes) -> bool:
+        """Take one DATA chunk; raises ``RemoteProtocolError`` if it cannot be this file's.
+
+        Returns ``True`` when this chunk deserves an ACK of its own at once (RFC 5681
+        §4.2): it arrived above a hole, filled one, or was a duplicate. In-order chunks
+        are acknowledged together, once per batch of datagrams."""
         if not 1 <= seq <= self.total:
             raise RemoteProtocolError(BAD_DATAGRAM, f"chunk {seq} is outside 1..{self.total}")
         if len(payload) != chunk_length(seq, size=self.size, mss=self.mss):
@@ -76,14 +81,19 @@ class Receiver:
         self.ack_due = True
         self.echo = seq
         self.stats.chunks_received += 1
+        self.unacked += 1
         if seq <= self.ack or seq in self._held:
             self.stats.duplicates += 1
-        elif seq > self.ack + self.rwnd:
+            return True
+        if seq > self.ack + self.rwnd:
             self.stats.out_of_window += 1
-        elif seq == self.ack + 1:
+            return True
+        if seq == self.ack + 1:
+            filled = bool(self._starts) and self._starts[0] == seq + 1
             self._deliver(payload)
-        else:
-            self._hold(seq, payload)
+            return filled
+        self._hold(seq, payload)
+        return True
 
     def _deliver(self, payload: bytes) -> None:
         self._ready.append(payload)
@@ -137,5 +147,6 @@ class Receiver:
     def make_ack(self) -> tuple[int, int, int, tuple[tuple[int, int], ...]]:
         """``(seq, ack, rwnd, sack)`` of the ACK to send now."""
         self.ack_due = False
+        self.unacked = 0
         self.advertised = self.rwnd
         return self.echo, self.ack, self.advertised, self.sack_blocks()

@@ -48,6 +48,8 @@ EventHook = Callable[[TransferEvent], None]
 
 INITIAL_DUPTHRESH = 3  # the seed's "3 duplicate ACKs"
 MAX_DUPTHRESH = 16
+EARLY_RETRANSMIT_BELOW = 4  # RFC 5827: fewer chunks outstanding lower the threshold
+TLP_MIN_S = 0.010  # RFC 8985's floor of the probe timeout
 
 
 @dataclass(slots=True)
@@ -110,9 +112,15 @@ class Sender:
         self._last_timeout_s = float("-inf")
         self.retries = 0
         self.rto_deadline: float | None = None
+        # Tail loss probe (RFC 8985): after ~2 SRTT of silence, one chunk goes out beyond
+        # the window so that an ACK (with SACK) reveals a lost tail or a lost ACK, instead
+        # of waiting for the RTO (at least 200 ms).
+        self.tlp_deadline: float | None = None
+        self._tlp_armed = True
         # A fast retransmit (or a NewReno partial ACK's resend) goes out at once, even when
         # the window is full: the chunk it replaces has left the network.
         self._urgent = False
+        self._urgent_new = False  # a tail probe with new data
 
     # ------------------------------------------------------------------ state
 
@@ -133,7 +141,11 @@ class Sender:
         return self.pipe * self.mss
 
     def get_timer(self) -> float | None:
-        return None if self.done or self.failed else self.rto_deadline
+        if self.done or self.failed:
+            return None
+        if self.tlp_deadline is not None and self.rto_deadline is not None:
+            return min(self.tlp_deadline, self.rto_deadline)
+        return self.rto_deadline
 
     # ------------------------------------------------------------------ sending
 
@@ -141,9 +153,9 @@ class Sender:
         """The chunks to transmit now, as ``(seq, payload)``."""
         out: list[tuple[int, bytes]] = []
         window = self.cc.send_window
-        while self.pipe < window or (self._urgent and self._lost):
+        while self.pipe < window or (self._urgent and self._lost) or self._urgent_new:
             self._urgent = False
-            if self._lost:
+            if self._lost and not self._urgent_new:
                 seq = heapq.heappop(self._lost)
                 chunk = self._chunks.get(seq)
                 if chunk is None or not chunk.lost:
@@ -152,13 +164,24 @@ class Sender:
                 self.lost_out -= 1
                 out.append((seq, self._transmit(seq, chunk, now)))
             elif self.nxt <= self.total and self.nxt < self.una + self.peer_rwnd:
+                self._urgent_new = False
                 out.append((self.nxt, self._send_new(now)))
             else:
+                self._urgent_new = False
                 break
         self.cwnd_limited = self.pipe >= window
         if self.rto_deadline is None and (self.outstanding or self._zero_window_stall()):
             self.rto_deadline = now + self.rtt.rto_s
+        if out:
+            self._arm_tlp(now)
         return out
+
+    def _arm_tlp(self, now: float) -> None:
+        srtt_ms = self.rtt.srtt_ms
+        if not self._tlp_armed or srtt_ms is None or not self.outstanding or self.cc.in_recovery:
+            self.tlp_deadline = None
+            return
+        self.tlp_deadline = now + max(2 * srtt_ms / 1000.0, TLP_MIN_S)
 
     def _zero_window_stall(self) -> bool:
         return self.peer_rwnd == 0 and self.nxt <= self.total
@@ -201,6 +224,7 @@ class Sender:
         self.retries = 0
         echo_chunk = self._chunks.get(echo) if echo >= self.una else None
         echo_was_new = echo_chunk is not None and not echo_chunk.sacked
+        self._note_reordering(echo, echo_chunk, echo_was_new)
         if rwnd != self.peer_rwnd:
             self.peer_rwnd = rwnd
             self._event(now, EventKind.RWND_CHANGE, ack)
@@ -234,12 +258,18 @@ class Sender:
         return newly
 
     def _delivered(self, seq: int, chunk: _Chunk) -> None:
-        if chunk.tx == 1 and chunk.order < self._delivered_order and seq < self.highest_sacked:
-            # Sent once, yet overtaken by later chunks: reordering, not loss.
-            late_by = self.highest_sacked - seq
-            self.dupthresh = min(max(self.dupthresh, late_by + 1), MAX_DUPTHRESH)
         self._delivered_order = max(self._delivered_order, chunk.order)
         self._resent.discard(seq)
+
+    def _note_reordering(self, echo: int, chunk: _Chunk | None, was_new: bool) -> None:
+        """The chunk that triggered this ACK was sent once and has only just arrived, yet
+        chunks sent after it arrived before: the network reorders (this was not a loss),
+        so wait for more duplicates before calling the next hole lost."""
+        if chunk is None or not was_new or chunk.tx != 1:
+            return
+        if chunk.order < self._delivered_order and echo < self.highest_sacked:
+            late_by = self.highest_sacked - echo
+            self.dupthresh = min(max(self.dupthresh, late_by + 1), MAX_DUPTHRESH)
 
     def _on_new_ack(
         self, ack: int, now: float, echo_chunk: _Chunk | None, echo_was_new: bool
@@ -268,6 +298,8 @@ class Sender:
         if resend_head and self.outstanding:
             self._urgent = bool(self._mark_lost(self.una)) or self._urgent
         self.rto_deadline = now + self.rtt.rto_s if self.outstanding else None
+        self._tlp_armed = True  # a new flight: one more probe allowed
+        self._arm_tlp(now)
         kind = EventKind.ACK
         if was_recovering and not self.cc.in_recovery:
             kind = EventKind.RECOVERY_EXIT
@@ -317,6 +349,8 @@ class Sender:
     def threshold(self) -> int:
         """The duplicate threshold in force: never above half the outstanding chunks, so a
         small window still recovers without a timeout (RFC 5827's early retransmit)."""
+        if self.outstanding < EARLY_RETRANSMIT_BELOW:
+            return max(1, min(self.dupthresh, self.outstanding - 1))
         return max(INITIAL_DUPTHRESH, min(self.dupthresh, self.outstanding // 2))
 
     def _sack_loss_boundary(self, threshold: int) -> int:
@@ -355,7 +389,11 @@ class Sender:
     # ------------------------------------------------------------------ timer
 
     def on_timer(self, now: float) -> None:
-        if self.rto_deadline is None or now < self.rto_deadline or self.done:
+        if self.done:
+            return
+        if self.tlp_deadline is not None and now >= self.tlp_deadline:
+            self._probe_tail(now)
+        if self.rto_deadline is None or now < self.rto_deadline:
             return
         self.retries += 1
         if self.retries > self.max_retries:
@@ -369,6 +407,21 @@ class Sender:
             self._timeout(now)
         self.rto_deadline = now + self.rtt.rto_s
 
+    def _probe_tail(self, now: float) -> None:
+        self.tlp_deadline = None
+        self._tlp_armed = False
+        if not self.outstanding or self.peer_rwnd == 0:
+            return
+        if self.nxt <= self.total and self.nxt < self.una + self.peer_rwnd:
+            self._urgent_new = True  # new data if the receiver's window allows
+        else:
+            for seq in range(self.nxt - 1, self.una - 1, -1):
+                if self._mark_lost(seq, resent=True):
+                    self._urgent = True
+                    break
+        self.rto_deadline = now + self.rtt.rto_s
+        self._event(now, EventKind.TAIL_PROBE, self.nxt - 1)
+
     def _probe_window(self, now: float) -> None:
         """Persist: send one chunk into the zero window so the receiver answers with its
         current window (a lost window update can never deadlock the transfer)."""
@@ -381,7 +434,9 @@ class Sender:
     def _timeout(self, now: float) -> None:
         self.stats.timeouts += 1
         self._last_timeout_s = now
-        self.cc.on_timeout(highest_sent=self.nxt - 1, now=now)
+        self.cc.on_timeout(
+            flight=self.outstanding, highest_sent=self.nxt - 1, now=now, repeated=self.retries > 1
+        )
         self._recovery_end = self.nxt - 1
         self.dupacks = 0
         for seq in range(self.una, self.nxt):

@@ -77,7 +77,8 @@ def test_reno_fast_recovery_step_by_step() -> None:
 def test_timeout_collapses_to_one_chunk_and_slow_starts(algo: str) -> None:
     cc = make_controller(algo)
     cc.cwnd, cc.ssthresh = 20.0, 10.0
-    cc.on_timeout(highest_sent=40, now=0.0)
+    cc.on_timeout(flight=20, highest_sent=40, now=0.0)
+    cc.on_timeout(flight=1, highest_sent=40, now=0.0, repeated=True)  # keeps ssthresh
     assert (cc.cwnd, cc.ssthresh, cc.phase) == (1.0, 10.0, Phase.SLOW_START)
     ack_round(cc)
     ack_round(cc)
@@ -158,6 +159,6 @@ def test_every_algorithm_keeps_cwnd_at_least_one() -> None:
     for name in ALGORITHMS:
         cc = make_controller(name)
         for _ in range(5):
-            cc.on_timeout(highest_sent=5, now=0.0)
+            cc.on_timeout(flight=1, highest_sent=5, now=0.0)
             cc.on_loss(ack=0, highest_sent=5, now=0.0)
             assert cc.cwnd >= 1.0 and cc.send_window >= 1.0 and cc.ssthresh >= 2.0

@@ -13,7 +13,9 @@ calls are:
                          fast recovery (each is one classic duplicate ACK).
 ``on_loss(...)``         the duplicate-ACK threshold was reached; returns ``False`` when this
                          loss belongs to a window already being recovered.
-``on_timeout(...)``      the retransmission timer expired.
+``on_timeout(...)``      the retransmission timer expired. ssthresh becomes half the data in
+                         flight (RFC 5681 eq. 4), and stays put on a repeated timeout of the
+                         same data (its retransmission was lost too: no new information).
 
 ``cwnd`` is reported as the textbooks define it, Reno's inflation included; ``send_window``
 is what the sender may have in the network, which excludes the inflation because the sender
@@ -74,7 +76,9 @@ class CongestionControl(ABC):
     def on_loss(self, *, ack: int, highest_sent: int, now: float) -> bool: ...
 
     @abstractmethod
-    def on_timeout(self, *, highest_sent: int, now: float) -> None: ...
+    def on_timeout(
+        self, *, flight: int, highest_sent: int, now: float, repeated: bool = False
+    ) -> None: ...
 
     # Shared arithmetic -----------------------------------------------------------------
 
@@ -98,9 +102,12 @@ class CongestionControl(ABC):
             self._ca_acked -= self.cwnd
             self.cwnd += 1.0
 
-    def _collapse(self) -> None:
-        """Timeout or Tahoe's fast retransmit: one chunk, slow start again."""
-        self.ssthresh = self._halved()
+    def _collapse(self, flight: int | None = None, *, repeated: bool = False) -> None:
+        """Timeout (``flight`` given) or Tahoe's fast retransmit: one chunk, slow start."""
+        if flight is None:
+            self.ssthresh = self._halved()
+        elif not repeated:
+            self.ssthresh = max(float(flight // 2), MIN_SSTHRESH)
         self.cwnd = INITIAL_CWND
         self.in_recovery = False
         self.inflation = 0.0

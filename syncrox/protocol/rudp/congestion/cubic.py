@@ -77,9 +77,13 @@ class Cubic(CongestionControl):
         self.in_recovery = True
         return True
 
-    def on_timeout(self, *, highest_sent: int, now: float) -> None:
+    def on_timeout(
+        self, *, flight: int, highest_sent: int, now: float, repeated: bool = False
+    ) -> None:
         self.recover = highest_sent
-        self._reduce()
+        if not repeated:  # a repeated timeout of the same data teaches nothing new
+            self.cwnd = max(min(self.cwnd, float(flight)), 1.0)
+            self._reduce()
         self.cwnd = 1.0
         self.in_recovery = False
 

@@ -40,6 +40,8 @@ class NewReno(Reno):
         self._enter_recovery()
         return True
 
-    def on_timeout(self, *, highest_sent: int, now: float) -> None:
+    def on_timeout(
+        self, *, flight: int, highest_sent: int, now: float, repeated: bool = False
+    ) -> None:
         self.recover = highest_sent
-        self._collapse()
+        self._collapse(flight, repeated=repeated)

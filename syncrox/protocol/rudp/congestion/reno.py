@@ -29,8 +29,10 @@ class Reno(CongestionControl):
         self._enter_recovery()
         return True
 
-    def on_timeout(self, *, highest_sent: int, now: float) -> None:
-        self._collapse()
+    def on_timeout(
+        self, *, flight: int, highest_sent: int, now: float, repeated: bool = False
+    ) -> None:
+        self._collapse(flight, repeated=repeated)
 
     def _enter_recovery(self) -> None:
         self.ssthresh = self._halved()

@@ -19,5 +19,7 @@ class Tahoe(CongestionControl):
         self._collapse()
         return True
 
-    def on_timeout(self, *, highest_sent: int, now: float) -> None:
-        self._collapse()
+    def on_timeout(
+        self, *, flight: int, highest_sent: int, now: float, repeated: bool = False
+    ) -> None:
+        self._collapse(flight, repeated=repeated)
