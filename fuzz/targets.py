@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fuzz import targets_chat, targets_foundation
+from fuzz import targets_chat, targets_files, targets_foundation
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "framing": targets_foundation.framing,
     "rooms_command": targets_foundation.rooms_command,
     "chat_line": targets_chat.chat_line,
     "chat_server_line": targets_chat.chat_server_line,
+    "rudp_json": targets_files.rudp_json,
+    "rudp_binary": targets_files.rudp_binary,
+    "rudp_session": targets_files.rudp_session,
+    "files_command": targets_files.files_command,
 }

@@ -131,7 +131,8 @@ def _decode_json(data: bytes) -> Packet:
 
 
 def _packet_from_object(obj: dict[str, Any]) -> Packet:
-    kind = _TYPES_BY_NAME.get(obj.get("type"))  # type: ignore[arg-type]
+    name = obj.get("type")
+    kind = _TYPES_BY_NAME.get(name) if isinstance(name, str) else None
     if kind is None:
         raise _bad("missing or unknown packet type")
     fields: dict[str, Any] = {name: _int_field(obj, name, MAX_SEQ) for name in _INT_FIELDS}
