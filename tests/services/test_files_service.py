@@ -173,3 +173,56 @@ async def test_zero_length_file(services: BoundPorts, tmp_path: Path) -> None:
             output = tmp_path / "empty.out"
             assert (await download(files, HOST, "empty", output, TransferOptions())).ok
             assert output.read_bytes() == b""
+
+
+async def test_an_interrupted_upload_resumes_where_it_stopped(
+    services: BoundPorts, tmp_path: Path
+) -> None:
+    with trio.fail_after(IO_TIMEOUT_S * 2):
+        code, token = await new_room(services)
+        source = make_file(tmp_path, "big.bin", 1_000_000)
+        slow = TransferOptions(netem=NetemConfig(rate_bytes_per_s=1_500_000, seed=1))
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            with trio.CancelScope() as scope:
+
+                def stop_half_way(done: int, total: int) -> None:
+                    if done >= total // 2:
+                        scope.cancel()  # the client dies part-way
+
+                await upload(files, HOST, source, slow, progress=stop_half_way)
+            assert scope.cancelled_caught
+            assert await files.list_files() == []
+            result = await upload(files, HOST, source, TransferOptions())
+            assert result.ok, result.failure
+            assert result.resumed_bytes >= 400_000
+            [entry] = await files.list_files()
+            assert entry.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+            output = tmp_path / "back.bin"
+            assert (await download(files, HOST, "big.bin", output, TransferOptions())).ok
+            assert output.read_bytes() == source.read_bytes()
+
+
+async def test_an_interrupted_download_resumes_from_its_part_file(
+    services: BoundPorts, tmp_path: Path
+) -> None:
+    with trio.fail_after(IO_TIMEOUT_S * 2):
+        code, token = await new_room(services)
+        source = make_file(tmp_path, "big.bin", 1_000_000)
+        slow = TransferOptions(netem=NetemConfig(rate_bytes_per_s=1_500_000, seed=1))
+        output = tmp_path / "copy.bin"
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            assert (await upload(files, HOST, source, TransferOptions())).ok
+            with trio.CancelScope() as scope:
+
+                def stop_half_way(done: int, total: int) -> None:
+                    if done >= total // 2:
+                        scope.cancel()
+
+                await download(files, HOST, "big.bin", output, slow, progress=stop_half_way)
+            assert not output.exists() and (tmp_path / "copy.bin.part").exists()
+            result = await download(files, HOST, "big.bin", output, TransferOptions())
+            assert result.ok, result.failure
+            assert result.resumed_bytes >= 400_000
+            assert output.read_bytes() == source.read_bytes()

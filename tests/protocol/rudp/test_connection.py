@@ -1,0 +1,176 @@
+"""The connection state machine: handshake and teardown edge cases, one datagram at a time."""
+
+from __future__ import annotations
+
+import random
+
+from syncrox.protocol.rudp.codec import decode_datagram, encode_json
+from syncrox.protocol.rudp.connection import (
+    TRANSITIONS,
+    Connection,
+    Direction,
+    Limits,
+    Role,
+    State,
+    Trigger,
+)
+from syncrox.protocol.rudp.packets import Packet, PacketType
+from tests.protocol.rudp.harness import NAME, ROOM, SESSION, FakeNetwork, Pair, make_file
+
+
+def packets(conn: Connection, now: float = 0.0) -> list[Packet]:
+    return [decode_datagram(d) for d in conn.datagrams_to_send(now)]
+
+
+def download_pair(data: bytes = b"x" * 5000) -> Pair:
+    return Pair(data, Direction.DOWNLOAD, FakeNetwork(random.Random(1)), mss=1000)
+
+
+def test_every_state_has_a_way_out() -> None:
+    for state in State:
+        if state in (State.CLOSED, State.FAILED):
+            continue
+        assert (state, Trigger.RST) in TRANSITIONS and (state, Trigger.GIVE_UP) in TRANSITIONS
+
+
+def test_duplicate_syn_gets_the_same_syn_ack_and_one_session() -> None:
+    pair = download_pair()
+    pair.client.connect(0.0)
+    [syn] = packets(pair.client)
+    pair.server.receive(syn, 0.1)
+    [first] = packets(pair.server, 0.1)
+    pair.server.receive(syn, 0.2)
+    [second] = packets(pair.server, 0.2)
+    assert first == second and first.type is PacketType.SYN_ACK
+    assert pair.server.state is State.SYN_RCVD
+
+
+def test_lost_handshake_ack_is_repaired_by_the_syn_ack_retransmission() -> None:
+    pair = download_pair()
+    pair.client.connect(0.0)
+    [syn] = packets(pair.client)
+    pair.server.receive(syn, 0.01)
+    [syn_ack] = packets(pair.server, 0.01)
+    pair.client.receive(syn_ack, 0.02)
+    packets(pair.client, 0.02)  # the handshake ACK is lost
+    timer = pair.server.get_timer()
+    assert timer is not None
+    pair.server.handle_timer(timer)
+    [again] = packets(pair.server, timer)
+    assert again == syn_ack
+    pair.client.receive(again, timer + 0.01)
+    [hs_ack] = packets(pair.client, timer + 0.01)
+    assert (hs_ack.type, hs_ack.seq) == (PacketType.ACK, 0)
+    pair.server.receive(hs_ack, timer + 0.02)
+    assert pair.server.state is State.ESTABLISHED
+    data = packets(pair.server, timer + 0.02)
+    assert data and data[0].type is PacketType.DATA
+
+
+def test_handshake_ack_never_reaches_rtt_or_duplicate_state() -> None:
+    pair = download_pair()
+    pair.run()
+    assert pair.client.state is State.CLOSED and bytes(pair.delivered) == pair.data
+    # Replay the handshake ACK many times at the end: the sender must not count it.
+    sender = pair.server.sender
+    assert sender is not None
+    before = (sender.dupacks, sender.rtt.srtt_ms, sender.stats.stale_acks)
+    for _ in range(5):
+        pair.server.receive(Packet(PacketType.ACK, SESSION, seq=0, ack=0), pair.now)
+    assert (sender.dupacks, sender.rtt.srtt_ms, sender.stats.stale_acks) == before
+
+
+def test_syn_for_another_room_is_refused_with_rst() -> None:
+    server = Connection(
+        role=Role.SERVER, direction=Direction.UPLOAD, session_id=SESSION, room=ROOM,
+        filename=NAME, limits=Limits(), now=0.0, size=10, sha256="ab" * 32,
+    )  # fmt: skip
+    server.receive(Packet(PacketType.SYN, SESSION, room="1111", filename=NAME, size=10,
+                          sha256="ab" * 32), 0.0)  # fmt: skip
+    [reset] = packets(server)
+    assert reset.type is PacketType.RST and server.state is State.FAILED
+    assert server.failure is not None and server.failure[0] == "BAD_HANDSHAKE"
+
+
+def test_no_answer_fails_clearly_after_bounded_retries() -> None:
+    client = Connection(
+        role=Role.CLIENT, direction=Direction.DOWNLOAD, session_id=SESSION, room=ROOM,
+        filename=NAME, limits=Limits(max_retries=3), now=0.0,
+    )  # fmt: skip
+    client.connect(0.0)
+    sent = len(packets(client))
+    while not client.terminal:
+        timer = client.get_timer()
+        assert timer is not None
+        client.handle_timer(timer)
+        sent += sum(p.type is PacketType.SYN for p in packets(client, timer))
+    assert sent == 4  # the SYN and three retransmissions, with back-off
+    assert client.failure is not None and client.failure[0] == "TIMEOUT"
+
+
+def test_datagrams_not_legal_here_are_dropped_and_counted() -> None:
+    pair = download_pair()
+    pair.client.connect(0.0)
+    pair.client.receive(Packet(PacketType.DATA, SESSION, seq=1, payload=b"x"), 0.0)
+    pair.client.receive(Packet(PacketType.FIN_ACK, SESSION), 0.0)
+    pair.server.receive(Packet(PacketType.SYN_ACK, SESSION), 0.0)
+    assert pair.client.stats.dropped == 2 and pair.server.stats.dropped == 1
+    assert pair.client.state is State.SYN_SENT and pair.server.state is State.IDLE
+
+
+def test_receiver_never_accepts_a_chunk_outside_the_file_or_of_the_wrong_length() -> None:
+    pair = Pair(b"y" * 2500, Direction.UPLOAD, FakeNetwork(random.Random(1)), mss=1000)
+    pair.client.connect(0.0)
+    for packet in packets(pair.client):
+        pair.server.receive(packet, 0.0)
+    for bad in (
+        Packet(PacketType.DATA, SESSION, seq=4, payload=b"y" * 500),  # beyond total (3)
+        Packet(PacketType.DATA, SESSION, seq=3, payload=b"y" * 1000),  # last chunk is 500
+        Packet(PacketType.DATA, SESSION, seq=1, payload=b"y" * 10),
+        Packet(PacketType.FIN, SESSION, seq=4),  # FIN before the data
+    ):
+        pair.server.receive(bad, 0.1)
+    assert pair.server.stats.rejected == 4
+    assert pair.server.receiver is not None and pair.server.receiver.ack == 0
+    assert pair.server.state is State.ESTABLISHED
+
+
+def test_zero_length_file_handshake_then_fin() -> None:
+    for direction in Direction:
+        pair = Pair(b"", direction, FakeNetwork(random.Random(2)))
+        pair.run()
+        assert pair.client.state is State.CLOSED and pair.server.state is State.CLOSED
+
+
+def test_upload_resumes_from_the_chunks_the_server_holds() -> None:
+    data = make_file(10_000, seed=4)
+    pair = Pair(data, Direction.UPLOAD, FakeNetwork(random.Random(3)), mss=1000)
+    pair.server.resume_bytes, pair.server.resume_mss = 6000, 1000
+    pair.delivered += data[:6000]  # what the server stored before the interruption
+    pair.run()
+    assert pair.client.state is State.CLOSED and bytes(pair.delivered) == data
+    assert pair.client.resume_chunks == 6
+    sender = pair.client.sender
+    assert sender is not None and sender.stats.chunks_sent == 4
+
+
+def test_download_resumes_from_the_clients_partial_file() -> None:
+    data = make_file(10_000, seed=5)
+    pair = Pair(data, Direction.DOWNLOAD, FakeNetwork(random.Random(3)), mss=1000)
+    pair.client.resume_bytes = 7500  # a partial .part file: 7 whole chunks are kept
+    pair.delivered += data[:7000]
+    pair.run()
+    assert pair.client.resume_chunks == 7 and bytes(pair.delivered) == data
+    assert pair.server.sender is not None and pair.server.sender.stats.chunks_sent == 3
+
+
+def test_rst_from_the_peer_fails_the_transfer_without_answering() -> None:
+    pair = download_pair()
+    pair.client.connect(0.0)
+    packets(pair.client)
+    pair.client.receive(decode_datagram(encode_json(Packet(PacketType.RST, SESSION,
+                                                           error="NO_SESSION"))), 0.1)  # fmt: skip
+    assert pair.client.state is State.FAILED and pair.client.failure == (
+        "NO_SESSION", "the peer reset the transfer",
+    )  # fmt: skip
+    assert packets(pair.client, 0.1) == []
