@@ -185,7 +185,7 @@ class ExecStream:
             self._sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
-        for closable in (self._reader, self._io, self._response):
+        for closable in (self._reader, self._io, self._response, self._sock):
             with contextlib.suppress(Exception):
                 closable.close()
 

@@ -52,6 +52,7 @@ class WarmPool:
         self._ready: deque[Box] = deque()
         self._changed = trio.Event()
         self._wanted = trio.Event()
+        self._grew = trio.Event()
 
     def want(self) -> None:
         """Start filling (idempotent): the first client of code execution has arrived."""
@@ -66,6 +67,11 @@ class WarmPool:
         if self._ready:
             return self._ready.popleft()
         return None
+
+    async def wait_ready(self, count: int) -> None:
+        """Until at least ``count`` containers are ready (for tests and benchmarks)."""
+        while len(self._ready) < min(count, self.size):
+            await self._grew.wait()
 
     def drain(self) -> list[Box]:
         """Every idle container (at shutdown); the pool is empty afterwards."""
@@ -87,6 +93,8 @@ class WarmPool:
                     await trio.sleep(retry_s)
                     continue
                 self._ready.append(Box(box.container_id, box.name, box.created_at, pooled=True))
+                self._grew.set()
+                self._grew = trio.Event()
                 log_event(logger, "pool.ready", logging.DEBUG, idle=len(self._ready))
                 continue
             with trio.move_on_after(RECHECK_INTERVAL_S):
