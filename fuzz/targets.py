@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fuzz import targets_chat, targets_files, targets_foundation
+from fuzz import targets_chat, targets_exec, targets_files, targets_foundation
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "framing": targets_foundation.framing,
@@ -20,4 +20,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "rudp_binary": targets_files.rudp_binary,
     "rudp_session": targets_files.rudp_session,
     "files_command": targets_files.files_command,
+    "exec_request": targets_exec.exec_request,
+    "exec_reply": targets_exec.exec_reply,
+    "docker_stream": targets_exec.docker_stream,
 }
