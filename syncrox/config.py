@@ -138,6 +138,32 @@ class ExecConfig:
 
 
 @dataclass(frozen=True)
+class ChatConfig:
+    """Chat service policy (see docs/SECURITY.md for why each bound is what it is)."""
+
+    # Images arrive as one base64 line, decoded to disk as they stream in.
+    max_image_bytes: int = 5 * 1024 * 1024
+    image_upload_timeout_s: float = 60.0
+    # Uploads beyond this wait (TCP backpressure) instead of filling the disk in parallel.
+    max_concurrent_uploads: int = 8
+    max_concurrent_downloads: int = 16
+    # Per user in a room: a burst, then one more every refill period.
+    msg_burst: int = 10
+    msg_refill_s: float = 0.2
+    image_burst: int = 3
+    image_refill_s: float = 10.0
+    # Typing notices are relayed at most this often per connection; extras are dropped.
+    typing_interval_s: float = 2.0
+    history_max_limit: int = 100
+    # A client's queue of broadcasts it has not taken yet; beyond it, it is disconnected.
+    outbox_max_bytes: int = 1024 * 1024
+    # Replies to a client's own requests wait (it stops being read) above this much queued.
+    outbox_reply_threshold_bytes: int = 64 * 1024
+    max_clients_per_room: int = 256
+    orphan_sweep_interval_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     # False runs SQLite on the event loop instead of a worker thread: for tests in virtual
     # time (MockClock autojump leaps over deadlines while a thread runs) and tiny setups.
@@ -177,6 +203,7 @@ class Config:
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     exec: ExecConfig = field(default_factory=ExecConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
 
     def with_overrides(self, overrides: Mapping[str, object]) -> Config:

@@ -18,8 +18,8 @@ import trio
 
 from syncrox.config import Config
 from syncrox.logs import log_event
+from syncrox.services import chat, files, rooms
 from syncrox.services import exec as exec_service
-from syncrox.services import files, rooms
 from syncrox.services.context import BoundPorts, ServeFunction, ServiceContext
 from syncrox.services.registry import RoomRegistry
 from syncrox.services.ui import run_ui
@@ -33,6 +33,7 @@ PORTS_FILE = "ports.json"
 # (name, serve) of every service, in start order. Each later service adds itself here.
 SERVICES: Sequence[tuple[str, ServeFunction]] = (
     ("rooms", rooms.serve),
+    ("chat", chat.serve),
     ("files", files.serve),
     ("exec", exec_service.serve),
 )

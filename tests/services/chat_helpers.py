@@ -1,0 +1,89 @@
+"""A room manager and a chat service in the test's own nursery, and helpers around them.
+
+Only the two services the chat needs are started (not ``run_services``), so these tests
+neither wait for nor depend on the other services.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from syncrox.client.chat import ChatClient, ClientEvent
+from syncrox.client.rooms import RoomsClient
+from syncrox.config import ChatConfig, Config, TcpLimits
+from syncrox.services import chat, rooms
+from syncrox.services.context import BoundPorts, ServiceContext
+from syncrox.services.registry import RoomRegistry
+from syncrox.store import Store
+
+PNG_HEAD = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class ChatServer:
+    ports: BoundPorts
+    ctx: ServiceContext
+
+    @property
+    def chat_port(self) -> int:
+        return self.ports["chat"]
+
+    async def create_room(self, creator: str = "zed") -> tuple[str, str]:
+        async with RoomsClient.connect("127.0.0.1", self.ports["rooms"]) as client:
+            return await client.create(creator)
+
+    async def join_room(self, code: str, user: str) -> str:
+        async with RoomsClient.connect("127.0.0.1", self.ports["rooms"]) as client:
+            return await client.join(code, user)
+
+    @asynccontextmanager
+    async def client(
+        self, user: str | None = None, room: str | None = None, token: str | None = None
+    ) -> AsyncIterator[ChatClient]:
+        """A chat client, said ``HELLO`` already when ``user`` and ``room`` are given."""
+        async with ChatClient.connect("127.0.0.1", self.chat_port, keepalive_s=None) as client:
+            if user is not None and room is not None:
+                await client.hello(user, room, token)
+            yield client
+
+
+def with_chat(config: Config, **chat_overrides: object) -> Config:
+    return dataclasses.replace(
+        config,
+        chat=dataclasses.replace(ChatConfig(), **chat_overrides),  # type: ignore[arg-type]
+    )
+
+
+def with_tcp(config: Config, **tcp_overrides: object) -> Config:
+    return dataclasses.replace(
+        config,
+        tcp=dataclasses.replace(TcpLimits(), **tcp_overrides),  # type: ignore[arg-type]
+    )
+
+
+@asynccontextmanager
+async def chat_server(config: Config) -> AsyncIterator[ChatServer]:
+    store = Store.open(config.data_dir, sqlite_worker_thread=config.store.sqlite_worker_thread)
+    try:
+        ctx = ServiceContext(config, store, RoomRegistry(store.rooms, config.rooms))
+        async with trio.open_nursery() as nursery:
+            ports: BoundPorts = {}
+            ports.update(await nursery.start(rooms.serve, ctx))
+            ports.update(await nursery.start(chat.serve, ctx))
+            yield ChatServer(ports, ctx)
+            nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+
+
+async def next_event(client: ChatClient, kind: type[object] | None = None) -> ClientEvent:
+    """The next event (of ``kind``, skipping others) from ``client``."""
+    while True:
+        event = await client.events.receive()
+        if kind is None or isinstance(event, kind):
+            return event
