@@ -130,6 +130,22 @@ class ChatClient:
         keepalive_s: float | None = DEFAULT_KEEPALIVE_S,
     ) -> AsyncIterator[Self]:
         stream = await trio.open_tcp_stream(host, port)
+        async with cls.over(
+            stream, max_image_bytes=max_image_bytes, max_events=max_events, keepalive_s=keepalive_s
+        ) as client:
+            yield client
+
+    @classmethod
+    @asynccontextmanager
+    async def over(
+        cls,
+        stream: trio.SocketStream,
+        *,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        keepalive_s: float | None = DEFAULT_KEEPALIVE_S,
+    ) -> AsyncIterator[Self]:
+        """A client over a connected stream (so a caller can bound the connect alone)."""
         async with stream, trio.open_nursery() as nursery:
             client = cls(stream, max_image_bytes=max_image_bytes, max_events=max_events)
             nursery.start_soon(client._read_loop)
