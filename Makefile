@@ -25,11 +25,18 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced
 
+# Code execution needs a Docker engine and the sandbox image. As root on a machine without
+# one, sandbox/engine.sh installs docker.io + debootstrap, starts a private daemon, builds or
+# reuses the cached image, runs the command with DOCKER_HOST pointing there and stops the
+# daemon when the command ends (also on failure or Ctrl-C). Without root it uses the engine
+# DOCKER_HOST names, if any. SYNCROX_ENGINE=system uses an existing engine as it is.
+ENGINE := SYNCROX_PYTHON=$(PY) bash sandbox/engine.sh
+
 run: install
-	$(VENV)/bin/syncrox-trio run $(ARGS)
+	$(ENGINE) run -- $(VENV)/bin/syncrox-trio run $(ARGS)
 
 test: install
-	$(PY) -m pytest $(ARGS)
+	$(ENGINE) run --require -- $(PY) -m pytest $(ARGS)
 
 check: lint typecheck
 

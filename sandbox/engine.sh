@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # A private Docker engine for SyncroX's code execution, and the execution image in it.
 #
-#   sandbox/engine.sh run -- CMD [ARG...]   start a private engine, build or reuse the image, run
+#   sandbox/engine.sh run [--require] -- CMD [ARG...]
+#                                         start a private engine, build or reuse the image, run
 #                                         CMD with DOCKER_HOST pointing there, stop the engine
-#                                         (always, also when CMD fails or is interrupted)
+#                                         (always, also when CMD fails or is interrupted).
+#                                         --require (tests): a failed image build is fatal, and
+#                                         CMD gets SYNCROX_REQUIRE_DOCKER=1
 #   sandbox/engine.sh start                 start a long-lived private engine + image
 #   sandbox/engine.sh env                   print `export DOCKER_HOST=...` for it
 #   sandbox/engine.sh stop                  stop it by PID and remove its state
@@ -112,11 +115,13 @@ build_image() {
 }
 
 cmd_run() {
+    local require=0
+    [ "${1:-}" = "--require" ] && { require=1; shift; }
     [ "${1:-}" = "--" ] && shift
-    [ $# -gt 0 ] || die "usage: engine.sh run -- CMD [ARG...]"
+    [ $# -gt 0 ] || die "usage: engine.sh run [--require] -- CMD [ARG...]"
     if [ "${SYNCROX_ENGINE:-}" = system ] || ! is_root; then
         is_root || log "not root: using the engine DOCKER_HOST names, if any"
-        if (cd "$repo" && "$py" -m syncrox sandbox check >&2); then :; else
+        if ! (cd "$repo" && "$py" -m syncrox sandbox check >&2); then
             log "no usable engine or image: code execution will answer SANDBOX_UNAVAILABLE"
         fi
         "$@"
@@ -130,9 +135,12 @@ cmd_run() {
     trap 'exit 143' TERM
     start_daemon "$dir"
     export DOCKER_HOST="unix://$dir/docker.sock"
-    build_image
-    # A private engine was started on purpose: its tests must run, not skip.
-    export SYNCROX_REQUIRE_DOCKER=${SYNCROX_REQUIRE_DOCKER:-1}
+    if ! build_image; then
+        [ "$require" = 1 ] && die "the sandbox image could not be built"
+        log "warning: no sandbox image; code execution will answer SANDBOX_UNAVAILABLE"
+    fi
+    # With --require (tests), an engine was started on purpose: Docker tests must run, not skip.
+    [ "$require" = 1 ] && export SYNCROX_REQUIRE_DOCKER=${SYNCROX_REQUIRE_DOCKER:-1}
     "$@" || status=$?
     return "$status"
 }

@@ -18,7 +18,8 @@ reaper) live in a nursery of their own. ``Sandbox.run(job)``:
    removed, and a sweep by owner label catches any whose creation raced with the shutdown.
 
 Blocking engine calls other than the stream I/O are not abandoned: they return within the
-SDK's ``docker_api_timeout_s``, and abandoning a half-done ``create`` would leak a container.
+SDK's ``docker_api_timeout_s``. Creating a container and opening an exec are shielded, so
+their result (a container to remove, a stream to close) is never lost to a cancellation.
 """
 
 from __future__ import annotations
@@ -192,18 +193,12 @@ class Sandbox:
     async def _create(self, engine: Engine) -> Box:
         name = f"syncrox-sbx-{secrets.token_hex(6)}"
         labels = {SANDBOX_LABEL: "1", OWNER_LABEL: self.owner}
-        # Registered before the call: a shutdown during creation still finds it by name.
-        self._live[name] = Box(name, name, trio.current_time())
-        try:
+        # Shielded: a creation abandoned half-way would leave a container nobody knows of.
+        # The call is bounded by the SDK's timeout; a pending cancellation strikes at the
+        # caller's next checkpoint, when the box is already registered for removal.
+        with trio.CancelScope(shield=True):
             container_id = await self._thread(engine.create_container, name, labels)
-        except BaseException:
-            # Cancelled while the (never abandoned) call ran: it may have created the
-            # container after all, and only its name knows it.
-            with trio.CancelScope(shield=True):
-                await self._destroy(engine, Box(name, name, 0.0))
-            raise
         box = Box(container_id, name, trio.current_time())
-        self._live.pop(name, None)
         self._live[container_id] = box
         return box
 
@@ -349,10 +344,12 @@ class Sandbox:
     ) -> tuple[Demuxer, int, bool, int | None]:
         """One exec: ``(output, duration_ms, timed_out, exit_code or None)``."""
         demux = Demuxer(self.config.output_limit_bytes)
-        stream = await self._thread(engine.open_exec, box.container_id, list(argv))
+        with trio.CancelScope(shield=True):  # so the stream is always ours to close
+            stream = await self._thread(engine.open_exec, box.container_id, list(argv))
         started = trio.current_time()
         exit_code: int | None = None
         try:
+            await trio.lowlevel.checkpoint()  # a cancellation that came meanwhile
             with trio.move_on_after(limit_s) as deadline:
                 await self._pump(stream, stdin, demux)
             duration_ms = round((trio.current_time() - started) * 1000)
