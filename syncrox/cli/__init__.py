@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from syncrox import __version__
-from syncrox.cli import exec as exec_command
 from syncrox.cli import chat, files, rooms, run, sandbox
+from syncrox.cli import exec as exec_command
 from syncrox.cli.common import EXIT_USAGE
 from syncrox.errors import SyncroxError
 
