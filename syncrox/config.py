@@ -179,7 +179,7 @@ class FilesConfig:
     max_sessions_per_room: int = 16
     max_mss_bytes: int = 60 * 1024  # the largest chunk a client may negotiate
     allow_binary_codec: bool = True
-    recv_buffer_bytes: int = 4 << 20  # per receiving session: bounds rwnd and memory
+    recv_buffer_bytes: int = 2 << 20  # per receiving session: bounds rwnd and memory
     rto_min_ms: float = 200.0
     rto_max_ms: float = 30_000.0
     max_retries: int = 8  # timeouts in a row, with no answer at all, before giving up
@@ -194,6 +194,45 @@ class FilesConfig:
 
 
 @dataclass(frozen=True)
+class CollabConfig:
+    """Collaborative editor policy (docs/SECURITY.md explains each bound)."""
+
+    # The text of one document, in UTF-8 bytes: an edit that would grow it beyond is refused.
+    max_document_bytes: int = 1 * MIB
+    # The whole document encoded (text, history, anything else a client put in it).
+    max_state_bytes: int = 4 * MIB
+    # One YMSG body, hence every update, sync step or awareness message a client sends.
+    max_update_bytes: int = 2 * MIB
+    max_messages_per_frame: int = 4096
+    max_clients_per_document: int = 128
+    # Awareness (who is here, cursors, typing): a state not renewed this long is dropped.
+    awareness_timeout_s: float = 30.0
+    max_awareness_state_bytes: int = 4 * KIB
+    max_awareness_clients_per_connection: int = 4
+    # Awareness messages a connection may send: a burst, then one per refill period.
+    awareness_burst: int = 50
+    awareness_refill_s: float = 0.02
+    # Frames a document has received but not yet applied; beyond, readers wait.
+    inbox_frames: int = 256
+    # What a client has not yet taken of what the server sends it; beyond, it is cut off
+    # (nothing is lost: it resyncs by state vector when it reconnects).
+    outbox_max_bytes: int = 16 * MIB
+    # The update log is folded into a snapshot after this many entries or bytes.
+    compact_every_updates: int = 500
+    compact_log_bytes: int = 4 * MIB
+    # A document nobody has open is unloaded from memory after this long.
+    unload_grace_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if min(self.max_document_bytes, self.max_update_bytes, self.max_messages_per_frame) < 1:
+            raise ConfigError("collab: document, update and frame limits must be positive")
+        if self.max_state_bytes < self.max_document_bytes:
+            raise ConfigError("collab.max_state_bytes must be at least max_document_bytes")
+        if self.awareness_timeout_s <= 0 or self.compact_every_updates < 1:
+            raise ConfigError("collab: awareness_timeout_s and compact_every_updates > 0")
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     data_dir: Path = Path("data")
@@ -202,9 +241,10 @@ class Config:
     tcp: TcpLimits = field(default_factory=TcpLimits)
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    files: FilesConfig = field(default_factory=FilesConfig)
     exec: ExecConfig = field(default_factory=ExecConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
-    files: FilesConfig = field(default_factory=FilesConfig)
+    collab: CollabConfig = field(default_factory=CollabConfig)
 
     def with_overrides(self, overrides: Mapping[str, object]) -> Config:
         """A copy with dotted keys replaced (values already typed or strings to convert)."""

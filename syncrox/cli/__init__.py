@@ -7,13 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from syncrox import __version__
-from syncrox.cli import chat, files, rooms, run, sandbox
+from syncrox.cli import chat, collab, files, rooms, run, sandbox
 from syncrox.cli import exec as exec_command
 from syncrox.cli.common import EXIT_USAGE
 from syncrox.errors import SyncroxError
 
 # Each command module exposes register(subparsers); later commands add themselves here.
-COMMAND_MODULES = (run, rooms, chat, files, exec_command, sandbox)
+COMMAND_MODULES = (run, rooms, chat, files, exec_command, sandbox, collab)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ import trio
 
 from syncrox.config import Config
 from syncrox.logs import log_event
-from syncrox.services import chat, files, rooms
+from syncrox.services import chat, collab, files, rooms
 from syncrox.services import exec as exec_service
 from syncrox.services.context import BoundPorts, ServeFunction, ServiceContext
 from syncrox.services.registry import RoomRegistry
@@ -36,6 +36,7 @@ SERVICES: Sequence[tuple[str, ServeFunction]] = (
     ("chat", chat.serve),
     ("files", files.serve),
     ("exec", exec_service.serve),
+    ("collab", collab.serve),
 )
 
 

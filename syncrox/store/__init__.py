@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from syncrox.errors import StoreError
-from syncrox.store import chat, executions, files, rooms
+from syncrox.store import chat, collab, executions, files, rooms
 from syncrox.store.blobs import BlobStore
 from syncrox.store.sqlite import Database, Schema
 
@@ -23,7 +23,13 @@ DATABASE_NAME = "syncrox.db"
 LOCK_NAME = ".lock"
 
 # Every component's schema; a new repository adds its Schema here.
-SCHEMAS: tuple[Schema, ...] = (rooms.SCHEMA, chat.SCHEMA, files.SCHEMA, executions.SCHEMA)
+SCHEMAS: tuple[Schema, ...] = (
+    rooms.SCHEMA,
+    chat.SCHEMA,
+    files.SCHEMA,
+    executions.SCHEMA,
+    collab.SCHEMA,
+)
 
 
 @dataclass
@@ -36,6 +42,7 @@ class Store:
     chat: chat.ChatStore = field(init=False)
     files: files.FileStore = field(init=False)
     executions: executions.ExecutionStore = field(init=False)
+    collab: collab.CollabStore = field(init=False)
 
     @classmethod
     def open(cls, data_dir: Path, *, sqlite_worker_thread: bool = True) -> Store:
@@ -55,6 +62,7 @@ class Store:
         store.chat = chat_store
         store.files = file_store
         store.executions = executions.SqliteExecutionStore(db)
+        store.collab = collab.SqliteCollabStore(db)
         return store
 
     def close(self) -> None:
