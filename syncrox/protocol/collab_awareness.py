@@ -131,7 +131,12 @@ def _normalise(raw: str, member: str, max_bytes: int) -> str | None:
         return None
     value[MEMBER_FIELD] = member
     # ASCII output: a JSON escape may hold a lone surrogate, which UTF-8 cannot carry.
-    return json.dumps(value, separators=(",", ":"))
+    # ``allow_nan=False``: a number too large for a float (``1e400``) parses as infinity,
+    # which JSON cannot carry either; the state is refused rather than relayed as ``Infinity``.
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return None
 
 
 def _refuse_constant(name: str) -> object:
