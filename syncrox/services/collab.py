@@ -107,6 +107,10 @@ class CollabSession:
             try:
                 async with self._stack:
                     await line_loop(self.conn, self.ctx.config.tcp, self.handle_line, logger)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # Caught here, inside the nursery: escaping it, a reset would arrive at the
+                # TCP server wrapped in an ExceptionGroup and be logged as a crash.
+                log_event(logger, "collab.disconnect", peer=self.conn.peer, reason="reset")
             finally:
                 self.outbox.close()  # the writer sends what is queued, then ends
 
