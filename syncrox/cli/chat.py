@@ -34,8 +34,12 @@ from syncrox.errors import ProtocolError, RequestRefused, SyncroxError
 from syncrox.protocol import chat as proto
 
 SCROLLBACK = 500
-RECONNECT_TRIES = 5
-RECONNECT_DELAY_S = 1.0
+RECONNECT_TRIES = 5  # in a row: a healthy session starts the count (and the wait) over
+RECONNECT_DELAY_S = 1.0  # times the number of the try
+# A session that stayed up this long after joining (and catching up) was healthy. A shorter
+# one still counts as a failed try, so a server that admits and drops us at once is not
+# retried forever.
+STABLE_SESSION_S = 30.0
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # the server has its own, smaller limit
 # Connection ends that a reconnect may cure; a refusal (e.g. NAME_TAKEN) will not be.
 TRANSIENT = frozenset({"EOF", "BROKEN", proto.OVERFLOW, "TIMEOUT"})
@@ -88,6 +92,8 @@ class TerminalChat:
         self.last_id = 0
         self.scrollback: collections.deque[proto.RoomEvent] = collections.deque(maxlen=SCROLLBACK)
         self.quit = False
+        self.caught_up = False  # a session got as far as its history once: later ones resume
+        self.session_began: float | None = None  # when the current session caught up
 
     async def run(self, history: int) -> int:
         lines_in, lines_out = trio.open_memory_channel[str | None](16)
@@ -98,11 +104,13 @@ class TerminalChat:
         return status
 
     async def _converse(self, lines: trio.MemoryReceiveChannel[str | None], history: int) -> int:
-        failures = 0
+        failures = 0  # reconnects since the last healthy session
         while True:
-            reason = await self._connection(lines, history, resume=failures > 0)
+            reason = await self._connection(lines, history, resume=self.caught_up)
             if self.quit:
                 return EXIT_OK
+            if self._was_healthy():
+                failures = 0
             if reason.code not in TRANSIENT or failures >= RECONNECT_TRIES:
                 self.out(describe(reason))
                 return EXIT_FAILED
@@ -110,9 +118,15 @@ class TerminalChat:
             self.out(f"* connection lost ({reason.code}); reconnecting...")
             await trio.sleep(RECONNECT_DELAY_S * failures)
 
+    def _was_healthy(self) -> bool:
+        """Whether the session that just ended stayed up ``STABLE_SESSION_S`` after joining."""
+        began = self.session_began
+        return began is not None and trio.current_time() - began >= STABLE_SESSION_S
+
     async def _connection(
         self, lines: trio.MemoryReceiveChannel[str | None], history: int, resume: bool
     ) -> Disconnected:
+        self.session_began = None
         try:
             with trio.fail_after(CONNECT_TIMEOUT_S):
                 stream = await trio.open_tcp_stream(
@@ -143,6 +157,8 @@ class TerminalChat:
             return Disconnected(exc.code, exc.message)
         except (ProtocolError, trio.TooSlowError) as exc:
             return Disconnected("BROKEN", str(exc))
+        self.caught_up = True
+        self.session_began = trio.current_time()
         reason = Disconnected("EOF", "closed")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._send_lines, client, lines, nursery.cancel_scope)

@@ -12,7 +12,9 @@ The server answers every request exactly once, in order, interleaved with live r
 events. A reader task routes each reply to the oldest pending request and each event to
 ``events`` (a bounded channel: a client that stops draining it is closed rather than
 growing without bound — the server's own rule). Image data (``IMG_DATA``) is decoded as it
-streams in. Timeouts belong to the caller: wrap calls in ``trio.fail_after``.
+streams in. Timeouts belong to the caller: wrap calls in ``trio.fail_after``. A refused
+request raises ``RequestRefused`` and the connection goes on; only the refusals after which
+the server closes (``CONNECTION_ERRORS``, ``CONNECT_REFUSALS``) end it.
 
 Resuming after a disconnect: remember the highest message id seen (``last_id``), reconnect,
 ``hello``, then ``history(since=last_id)`` until ``more`` is false: that is exactly what
@@ -52,8 +54,18 @@ MAX_LINE_BYTES = 65536
 DEFAULT_MAX_IMAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_KEEPALIVE_S = 60.0  # well inside the server's 300 s idle timeout
-# Errors that end the connection rather than answer a request.
-CONNECTION_ERRORS = frozenset({proto.OVERFLOW, TIMEOUT, TOO_MANY_ERRORS, BUSY})
+# Errors that end the connection rather than answer a request, decided from how the server
+# sends each: it closes the connection right after ``OVERFLOW`` (the last line of an outbox
+# the client fell behind on), ``TIMEOUT`` (idle, or an image upload too slow: a fatal
+# refusal) and ``TOO_MANY_ERRORS`` (sent after the refusal of the last bad request). Every
+# other ``ERR`` answers one request and the connection stays usable.
+CONNECTION_ERRORS = frozenset({proto.OVERFLOW, TIMEOUT, TOO_MANY_ERRORS})
+# ``BUSY`` is both. The TCP layer (``syncrox.net.tcp``) refuses a connection beyond
+# ``max_connections`` with ``ERR BUSY too many connections, ...`` before reading anything,
+# then closes; the chat service answers an ``IMG`` with ``ERR BUSY too many image uploads
+# ...`` when every upload slot is taken, and goes on. So one of these before any other line
+# from the server refuses the connection; a later one answers the oldest pending request.
+CONNECT_REFUSALS = frozenset({BUSY})
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,7 @@ class ChatClient:
         self._events_in, self.events = trio.open_memory_channel[ClientEvent](max_events)
         self.closed: Disconnected | None = None
         self.last_id = 0  # highest message id seen live or in history
+        self._heard = False  # whether the server has sent a whole line yet
         self._last_request = trio.current_time()
 
     @classmethod
@@ -271,6 +284,7 @@ class ChatClient:
             match event:
                 case Line(text):
                     self._on_line(proto.parse_server_line(text))
+                    self._heard = True
                 case ImageStart(fields):
                     pending = self._expect("GET_IMG")
                     pending.image_header = proto.parse_image_data_header(fields)
@@ -312,7 +326,8 @@ class ChatClient:
         pending.resolve(ImageData(image_id, meta, bytes(pending.image)))
 
     def _on_error(self, code: str, text: str) -> None:
-        if code in CONNECTION_ERRORS or not self._pending:
+        refused_at_connect = code in CONNECT_REFUSALS and not self._heard
+        if code in CONNECTION_ERRORS or refused_at_connect or not self._pending:
             self.closed = Disconnected(code, text)
             return
         self._pending.popleft().fail(RequestRefused(code, text))

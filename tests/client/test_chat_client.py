@@ -11,10 +11,18 @@ import trio
 
 from syncrox.client.chat import ChatClient, Disconnected, describe, printable
 from syncrox.config import Config
-from syncrox.errors import LocalProtocolError, ProtocolError, RequestRefused
+from syncrox.errors import BUSY, LocalProtocolError, ProtocolError, RequestRefused
 from syncrox.protocol import chat as proto
 from tests.conftest import IO_TIMEOUT_S
-from tests.services.chat_helpers import ChatServer, chat_server, next_event, with_chat, with_tcp
+from tests.services.chat_helpers import (
+    PNG_HEAD,
+    ChatServer,
+    chat_server,
+    next_event,
+    record_chat_services,
+    with_chat,
+    with_tcp,
+)
 
 
 @pytest.fixture
@@ -113,6 +121,46 @@ async def test_keepalive_outlives_the_idle_timeout(config: Config) -> None:
                 assert await kept.who() == ["kept"]
                 with pytest.raises(ProtocolError):
                     await idle.who()
+
+
+async def test_an_image_refused_busy_fails_that_request_only(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = record_chat_services(monkeypatch)
+    limits = with_chat(config, max_concurrent_uploads=1, image_upload_timeout_s=0.2)
+    async with chat_server(limits) as server:
+        code, _ = await server.create_room()
+        (service,) = services
+        holder = object()
+        with trio.fail_after(IO_TIMEOUT_S):
+            await service.upload_slots.acquire_on_behalf_of(holder)  # every slot is taken
+            async with server.client("ann", code) as ann:
+                with pytest.raises(RequestRefused) as info:
+                    await ann.send_image("cat.png", PNG_HEAD)
+                assert info.value.code == BUSY
+                assert info.value.message == "too many image uploads at once, try again later"
+                assert ann.closed is None  # the server keeps the connection: so does the client
+                assert await ann.send("still here") == 1
+                service.upload_slots.release_on_behalf_of(holder)
+                assert await ann.send_image("cat.png", PNG_HEAD) == 2
+                assert await ann.who() == ["ann"]
+
+
+async def test_busy_at_connect_ends_the_connection(config: Config) -> None:
+    async with chat_server(with_tcp(config, max_connections=1)) as server:
+        code, _ = await server.create_room()
+        with trio.fail_after(IO_TIMEOUT_S):
+            async with (
+                server.client("ann", code) as ann,
+                ChatClient.connect("127.0.0.1", server.chat_port, keepalive_s=None) as late,
+            ):
+                with pytest.raises(ProtocolError) as info:  # HELLO may cross the refusal
+                    await late.hello("bob", code)
+                assert info.value.code == BUSY
+                refusal = Disconnected(BUSY, "too many connections, try again later")
+                assert late.closed == refusal
+                assert await next_event(late, Disconnected) == refusal
+                assert await ann.who() == ["ann"]
 
 
 async def fake_server(

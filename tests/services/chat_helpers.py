@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import pytest
 import trio
 
 from syncrox.client.chat import ChatClient, ClientEvent
@@ -79,6 +80,20 @@ async def chat_server(config: Config) -> AsyncIterator[ChatServer]:
             nursery.cancel_scope.cancel()
     finally:
         store.close()
+
+
+def record_chat_services(monkeypatch: pytest.MonkeyPatch) -> list[chat.ChatService]:
+    """The ``ChatService`` of every chat server started from now on (e.g. so a test can take
+    every image upload slot itself)."""
+    services: list[chat.ChatService] = []
+
+    class Recorded(chat.ChatService):
+        def __init__(self, ctx: ServiceContext) -> None:
+            super().__init__(ctx)
+            services.append(self)
+
+    monkeypatch.setattr(chat, "ChatService", Recorded)
+    return services
 
 
 async def next_event(client: ChatClient, kind: type[object] | None = None) -> ClientEvent:
