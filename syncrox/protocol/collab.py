@@ -55,7 +55,7 @@ SYNC_UPDATE = 2
 
 # lib0 writes numbers up to 2**53 - 1 (JavaScript's safe integers): at most 8 bytes.
 MAX_VAR_UINT = 2**53 - 1
-_MAX_VAR_UINT_BYTES = 8
+MAX_VAR_UINT_BYTES = 8
 MAX_DECIMAL_DIGITS = 19
 
 
@@ -333,7 +333,7 @@ def write_var_uint(value: int) -> bytes:
 def read_var_uint(data: bytes, pos: int) -> tuple[int, int]:
     """Decode a lib0 varUint at ``pos``; return it and the position after it."""
     value = shift = 0
-    end = min(len(data), pos + _MAX_VAR_UINT_BYTES)
+    end = min(len(data), pos + MAX_VAR_UINT_BYTES)
     while pos < end:
         byte = data[pos]
         pos += 1

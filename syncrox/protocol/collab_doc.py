@@ -9,15 +9,18 @@ Theory of operation
   one update holding exactly what was integrated: that, not the client's bytes, is what gets
   persisted and relayed, so nothing the document did not accept can reach the log or
   another client.
-* **Refusals.** An update pycrdt cannot decode is refused and nothing of it is applied
-  (decoding precedes integration). An update that decodes but depends on changes this
-  document lacks would be parked by pycrdt as "pending" forever; it is detected (the part
-  of it the document still lacks after the transaction is not empty), refused, and the
-  document is rebuilt from its integrated state, which drops the parked structs.
+* **Refusals.** Every update is read before pycrdt sees it (``collab_update``): one that
+  is malformed, or depends on changes this document lacks, or would leave a gap in a
+  client's clocks, or deletes what the document has not seen, is refused and nothing of it
+  is applied. pycrdt would otherwise keep such structs "pending" or, worse, integrate some
+  of them into the text without ever emitting them, so that this replica, its snapshot and
+  its peers disagree. What pycrdt itself cannot decode is refused as well.
 * **Limits.** The text (UTF-8 bytes) and the encoded state of the whole document (which
   also counts history and any other root types a client might add) are bounded. An
   update's bytes bound what it can add, so far from the limits a group is applied directly;
-  near them it is applied to a copy first and kept only if the copy is within bounds.
+  near them it is tried on a copy first and applied only if the copy stays within bounds.
+  The copy is only a trial: a replica rebuilt from an encoded state is not guaranteed to
+  order every item as the live one does, so the live replica is never replaced by one.
 * **Faults.** pycrdt surfaces a Rust panic as a ``BaseException``; it is turned into
   ``CrdtFault`` (the document must then be reloaded from the store, see the service).
 * **Templates.** A new document starts with its language's template, written by the
@@ -32,14 +35,14 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pycrdt import Doc, Text, TransactionEvent, get_update, merge_updates
+from pycrdt import Doc, Text, TransactionEvent, merge_updates
 
 from syncrox.errors import RemoteProtocolError
-from syncrox.protocol.collab import BAD_MESSAGE, BAD_UPDATE, DOC_TOO_LARGE
+from syncrox.protocol.collab import BAD_MESSAGE, BAD_UPDATE, DOC_TOO_LARGE, decode_state_vector
+from syncrox.protocol.collab_update import check_dependencies, read_update_shape
 
 TEXT_NAME = "code"
 TEMPLATE_CLIENT_ID = 0
-_NOTHING_MISSING = b"\x00"  # an update's struct section with no clients: nothing missing
 
 TEMPLATES = {
     "python": (
@@ -132,25 +135,42 @@ class _Replica:
     def _on_commit(self, event: TransactionEvent) -> None:
         self.emitted.append(event.update)
 
-    def integrate(self, updates: Sequence[bytes]) -> tuple[list[int], list[Refusal]]:
-        """Apply ``updates`` in one transaction; return accepted indices and refusals."""
-        accepted: list[int] = []
+    def integrate(self, updates: Sequence[tuple[int, bytes]]) -> list[Refusal]:
+        """Apply the ``(index, update)`` pairs in one transaction; return the refusals."""
         refusals: list[Refusal] = []
         current = 0
         try:
             with self.doc.transaction():
-                for current, update in enumerate(updates):
+                for current, update in updates:
                     try:
                         self.doc.apply_update(update)
                     except (ValueError, RuntimeError) as exc:
                         refusals.append(Refusal(current, BAD_UPDATE, _reason(exc)))
-                    else:
-                        accepted.append(current)
         except BaseException as exc:
             if is_crdt_panic(exc):
                 raise CrdtFault(current) from None
             raise
-        return accepted, refusals
+        return refusals
+
+    def admissible(self, updates: Sequence[bytes]) -> tuple[list[tuple[int, bytes]], list[Refusal]]:
+        """The updates that may be applied in order, with their indices, and the refusals
+        of the others (see ``collab_update``)."""
+        refusals: list[Refusal] = []
+        shapes = []
+        for index, update in enumerate(updates):
+            try:
+                shapes.append((index, read_update_shape(update)))
+            except RemoteProtocolError as exc:
+                refusals.append(Refusal(index, BAD_UPDATE, exc.message))
+        known = decode_state_vector(self.doc.get_state())
+        verdicts = check_dependencies([shape for _, shape in shapes], known)
+        admitted = []
+        for (index, _), verdict in zip(shapes, verdicts, strict=True):
+            if verdict is None:
+                admitted.append((index, updates[index]))
+            else:
+                refusals.append(Refusal(index, BAD_UPDATE, verdict))
+        return admitted, refusals
 
     def take_emitted(self) -> bytes | None:
         emitted, self.emitted = self.emitted, []
@@ -159,10 +179,10 @@ class _Replica:
         return emitted[0] if len(emitted) == 1 else merge_updates(*emitted)
 
 
-def _rebuilt(replica: _Replica) -> _Replica:
-    """A new replica holding ``replica``'s integrated state (not its pending structs)."""
+def _copy(replica: _Replica) -> _Replica:
+    """A new replica holding ``replica``'s encoded state (for a trial, see the docstring)."""
     fresh = _Replica()
-    fresh.integrate([replica.doc.get_update()])
+    fresh.integrate([(0, replica.doc.get_update())])
     fresh.take_emitted()
     return fresh
 
@@ -187,8 +207,7 @@ class DocumentCore:
         """Rebuild a document from its stored snapshot and log. Stored bytes that no longer
         apply raise ``ValueError`` (the store is damaged)."""
         core = cls(max_text_bytes=max_text_bytes, max_state_bytes=max_state_bytes)
-        stored = list(updates)
-        _, refusals = core._replica.integrate(stored)
+        refusals = core._replica.integrate(list(enumerate(updates)))
         if refusals:
             raise ValueError(f"stored update {refusals[0].index} is corrupt: {refusals[0].reason}")
         core._replica.take_emitted()
@@ -236,56 +255,35 @@ class DocumentCore:
         """Apply one client's group of updates; see the module docstring."""
         if not updates:
             return Applied(None)
-        growth = sum(len(update) for update in updates)
+        admitted, refused = self._replica.admissible(updates)
+        growth = sum(len(update) for _, update in admitted)
         if self.text_bytes + growth > self.max_text_bytes or (
             self._state_bytes + growth > self.max_state_bytes
             and self.measure() + growth > self.max_state_bytes
         ):
-            return self._apply_near_limits(updates)
-        applied, self._replica = self._apply_to(self._replica, updates)
-        if applied.update is not None:
-            self._state_bytes += len(applied.update)
-        return applied
+            too_large = self._beyond_limits(admitted)
+            if too_large is not None:
+                return Applied(None, tuple(sorted([*refused, *too_large], key=lambda r: r.index)))
+        refused += self._replica.integrate(admitted)
+        update = self._replica.take_emitted()
+        if update is not None:
+            self._state_bytes += len(update)
+        return Applied(update, tuple(sorted(refused, key=lambda refusal: refusal.index)))
 
-    def _apply_to(self, replica: _Replica, updates: Sequence[bytes]) -> tuple[Applied, _Replica]:
-        """Apply to ``replica``; return the outcome and the replica to keep (a rebuilt one
-        if pending structs had to be dropped)."""
-        accepted, refusals = replica.integrate(updates)
-        update = replica.take_emitted()
-        pending = self._pending(replica, updates, accepted)
-        if pending:
-            refusals += pending
-            replica = _rebuilt(replica)
-        refusals.sort(key=lambda refusal: refusal.index)
-        return Applied(update, tuple(refusals)), replica
-
-    @staticmethod
-    def _pending(replica: _Replica, updates: Sequence[bytes], accepted: list[int]) -> list[Refusal]:
-        state = replica.doc.get_state()
-        refusals = []
-        for index in accepted:
-            if get_update(updates[index], state)[:1] != _NOTHING_MISSING:
-                refusals.append(
-                    Refusal(index, BAD_UPDATE, "depends on changes this document does not have")
-                )
-        return refusals
-
-    def _apply_near_limits(self, updates: Sequence[bytes]) -> Applied:
-        """Apply to a copy; keep the copy only if it stays within the limits (or shrank)."""
-        before_text, before_state = self.text_bytes, self._state_bytes
-        applied, copy = self._apply_to(_rebuilt(self._replica), updates)
-        after_text = len(copy.text)
-        after_state = len(copy.doc.get_update())
-        if (after_text > self.max_text_bytes and after_text > before_text) or (
-            after_state > self.max_state_bytes and after_state > before_state
+    def _beyond_limits(self, admitted: list[tuple[int, bytes]]) -> list[Refusal] | None:
+        """Try ``admitted`` on a copy: refusals for all of them if the document would grow
+        beyond a limit, else ``None``."""
+        trial = _copy(self._replica)
+        trial.integrate(admitted)
+        after_text = len(trial.text)
+        after_state = len(trial.doc.get_update())
+        if not (
+            (after_text > self.max_text_bytes and after_text > self.text_bytes)
+            or (after_state > self.max_state_bytes and after_state > self.measure())
         ):
-            reason = (
-                f"the document would hold {after_text} bytes of text and {after_state} bytes "
-                f"of state; the limits are {self.max_text_bytes} and {self.max_state_bytes}"
-            )
-            return Applied(
-                None, tuple(Refusal(i, DOC_TOO_LARGE, reason) for i in range(len(updates)))
-            )
-        self._replica = copy
-        self._state_bytes = after_state
-        return applied
+            return None
+        reason = (
+            f"the document would hold {after_text} bytes of text and {after_state} bytes "
+            f"of state; the limits are {self.max_text_bytes} and {self.max_state_bytes}"
+        )
+        return [Refusal(index, DOC_TOO_LARGE, reason) for index, _ in admitted]

@@ -156,10 +156,11 @@ def test_a_crdt_panic_becomes_a_fault(monkeypatch: pytest.MonkeyPatch) -> None:
     def panic(self: pycrdt.Doc[pycrdt.Text], update: bytes) -> None:
         raise PanicException("boom")
 
-    doc = core()
+    doc, writer = core(), Writer(1)
+    updates = [writer.insert(0, "x"), writer.insert(1, "y")]
     monkeypatch.setattr(pycrdt.Doc, "apply_update", panic)
     with pytest.raises(CrdtFault) as caught:
-        doc.apply([b"x", b"y"])
+        doc.apply(updates)
     assert caught.value.index == 0
     monkeypatch.setattr(pycrdt.Doc, "apply_update", lambda self, update: None)
-    assert _Replica().integrate([b"z"]) == ([0], [])
+    assert _Replica().integrate([(0, b"z")]) == []
