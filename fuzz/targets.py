@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fuzz import targets_chat, targets_exec, targets_files, targets_foundation
+from fuzz import targets_chat, targets_collab, targets_exec, targets_files, targets_foundation
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "framing": targets_foundation.framing,
@@ -23,4 +23,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "exec_request": targets_exec.exec_request,
     "exec_reply": targets_exec.exec_reply,
     "docker_stream": targets_exec.docker_stream,
+    "collab_line": targets_collab.collab_line,
+    "collab_frame": targets_collab.collab_frame,
+    "collab_update": targets_collab.collab_update,
 }
