@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,7 +41,7 @@ from syncrox.net.lines import LineConnection
 from syncrox.netem import NetemConfig, run_proxy
 from syncrox.protocol.rudp.congestion import ALGORITHMS, DEFAULT_ALGORITHM
 from syncrox.protocol.rudp.packets import DEFAULT_MSS_BYTES, Codec
-from syncrox.services.files_export import to_csv
+from syncrox.services.files_export import event_row, to_csv
 from syncrox.store.files import EventRow, TransferRecord
 
 
@@ -213,20 +212,15 @@ def _print_summary(result: TransferResult) -> None:
         f"  final cwnd {cwnd}  SRTT {srtt}  algo {result.algo}  codec {result.codec}"
         + (f"  resumed from {result.resumed_bytes} bytes" if result.resumed_bytes else "")
     )
-    print(f"  transfer id {result.session_id}")
+    print(f"  transfer id {result.transfer_id}")
 
 
 def _write_metrics(path: Path, result: TransferResult, room: str) -> None:
-    offset = time.time() - time.monotonic()
-    rows = [
-        EventRow(
-            e.time_s + offset, e.kind.value, e.seq, e.bytes, e.rtt_ms, e.srtt_ms, e.rttvar_ms,
-            e.rto_ms, e.cwnd, e.ssthresh, e.bytes_in_flight, e.rwnd,
-        )
-        for e in result.events
-    ]  # fmt: skip
+    # The events carry Trio's clock (not time.monotonic()); the result says how to make
+    # Unix epoch seconds of it, as the server does for METRICS.
+    rows: list[EventRow] = [event_row(e, result.clock_offset_s) for e in result.events]
     record = TransferRecord(
-        result.session_id, room, result.name, result.direction, "", result.algo, result.codec,
+        result.transfer_id, room, result.name, result.direction, "", result.algo, result.codec,
         result.size, "", rows[0].ts if rows else 0.0, None, "ok" if result.ok else "failed",
     )  # fmt: skip
     path.write_bytes(to_csv(record, rows))

@@ -25,7 +25,7 @@ from syncrox.client.lines import LineClient
 from syncrox.client.rooms import checked
 from syncrox.errors import BAD_ARGUMENT, LocalProtocolError, RemoteProtocolError, StoreError
 from syncrox.net.datagram import Address, DatagramTransport, UdpTransport
-from syncrox.net.transfer import DatagramRouter, TransferSession
+from syncrox.net.transfer import DatagramRouter, TransferSession, wall_clock_offset_s
 from syncrox.netem import EmulatedPath, NetemConfig
 from syncrox.protocol import files as proto
 from syncrox.protocol.names import validate_filename, validate_room_code, validate_user
@@ -118,7 +118,8 @@ class TransferResult:
     name: str
     size: int
     seconds: float
-    session_id: str
+    session_id: str  # the UDP session's secret: only this client knows it
+    transfer_id: str = ""  # the public id TRANSFERS lists and METRICS takes
     resumed_bytes: int = 0
     retransmissions: int = 0
     timeouts: int = 0
@@ -127,7 +128,9 @@ class TransferResult:
     algo: str = ""
     codec: str = ""
     failure: tuple[str, str] | None = None
+    # Event times are Trio's clock (arbitrary origin); add this for Unix epoch seconds.
     events: list[TransferEvent] = field(default_factory=list)
+    clock_offset_s: float = 0.0
 
     @property
     def goodput_bytes_per_s(self) -> float:
@@ -357,12 +360,13 @@ def _result(conn: Connection, ticket: proto.SessionTicket, elapsed: float) -> Tr
     return TransferResult(
         ok=ok, direction=conn.direction.value, name=conn.filename, size=ticket.size,
         seconds=elapsed, session_id=conn.session_id,
+        transfer_id=proto.transfer_id_of(conn.session_id),
         retransmissions=sender.stats.retransmissions if sender else 0,
         timeouts=sender.stats.timeouts if sender else 0,
         final_cwnd=sender.cc.cwnd if sender else None,
         srtt_ms=sender.rtt.srtt_ms if sender else None,
         algo=conn.algo, codec=conn.codec.value, failure=conn.failure,
-        events=list(getattr(conn, "client_events", [])),
+        events=list(getattr(conn, "client_events", [])), clock_offset_s=wall_clock_offset_s(),
     )  # fmt: skip
 
 

@@ -14,13 +14,22 @@
     BYE                               -> OK BYE
     anything wrong                    -> ERR <code> <text>
 
-Every command but HELLO, AUTH, PING and BYE needs admission first. A file name is always the
-last argument and runs to the end of the line (it may contain single spaces), so the words
-before it are separated by exactly one space. Byte-level description: docs/PROTOCOL.md.
+Every command but HELLO, AUTH, PING and BYE needs admission first. A line starts with its
+command word (a leading blank is ``BAD_COMMAND``). A file name is always the last argument
+and runs to the end of the line (it may contain spaces), so in UPLOAD, DOWNLOAD and DELETE
+every field is preceded by exactly one space and the name cannot begin with a blank:
+otherwise ``DOWNLOAD  a.txt`` would ask for `` a.txt``. Other commands' words are separated
+by runs of blanks, as in every service (``split_command``).
+
+A ``<transfer_id>`` (TRANSFERS, METRICS) is *not* the ``session_id`` that opens the UDP
+session: it is derived from it by a one-way hash (``transfer_id_of``), so every member of
+the room can see and measure every transfer while only the member who asked for the ticket
+holds the secret that can speak for it on UDP. Byte-level description: docs/PROTOCOL.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from syncrox.errors import BAD_ARGUMENT, BAD_COMMAND, RemoteProtocolError
@@ -34,6 +43,7 @@ from syncrox.protocol.rooms import split_command
 from syncrox.protocol.rudp.packets import SESSION_ID_HEX_CHARS, SHA256_HEX_CHARS
 
 METRICS_FORMATS = ("csv", "qlog")
+TRANSFER_ID_CONTEXT = b"syncrox transfer id\x00"
 MAX_SIZE_DIGITS = 15
 _HEX = frozenset("0123456789abcdef")
 
@@ -111,8 +121,18 @@ _USAGE = {
 }
 
 
+def transfer_id_of(session_id: str) -> str:
+    """The public id of the transfer a ``session_id`` opens: 32 hex digits of
+    SHA-256("syncrox transfer id" NUL session_id). Knowing it does not reveal the session id."""
+    digest = hashlib.sha256(TRANSFER_ID_CONTEXT + session_id.encode("ascii"))
+    return digest.hexdigest()[:SESSION_ID_HEX_CHARS]
+
+
 def parse_files_command(line: str, *, max_file_bytes: int) -> FilesCommand:
     """Parse one line from a File Control client; raise only ``RemoteProtocolError``."""
+    if line[:1].isspace():
+        # Named commands split at single spaces, so " DELETE a" would name "DELETE a".
+        raise RemoteProtocolError(BAD_COMMAND, "a line starts with its command word")
     word, args = split_command(line)
     if word not in _USAGE:
         raise RemoteProtocolError(BAD_COMMAND, f"unknown command {word[:16]}; try {_known()}")
@@ -145,11 +165,14 @@ def _parse_words(word: str, args: list[str]) -> FilesCommand:
 
 
 def _parse_named(word: str, line: str, max_file_bytes: int) -> FilesCommand:
-    # The name is the rest of the line after single spaces: it may itself hold spaces.
+    # The name is the rest of the line after single spaces: it may itself hold spaces, so
+    # a second blank before it cannot be told from part of the name and is refused.
     wanted = 3 if word == "UPLOAD" else 1
-    parts = line.strip("\r\n").split(" ", wanted)
-    if len(parts) != wanted + 1 or not parts[-1]:
-        raise RemoteProtocolError(BAD_ARGUMENT, f"usage: {_USAGE[word]}")
+    parts = line.split(" ", wanted)
+    if len(parts) != wanted + 1 or not parts[-1] or parts[-1][0].isspace():
+        raise RemoteProtocolError(
+            BAD_ARGUMENT, f"usage: {_USAGE[word]} (one space before each field)"
+        )
     name = validate_filename(parts[-1])
     if word == "DOWNLOAD":
         return Download(name)

@@ -124,6 +124,8 @@ class FilesSession:
                 for r in records
             ]
             return [f"FILES {len(entries)}", *entries]
+        # A transfer's row id is its public transfer_id, never the session id: every member
+        # sees every transfer, only the ticket's holder can speak for it on UDP.
         transfers = await files.list_transfers(member.code, self.ctx.config.files.transfers_listed)
         lines = [
             proto.format_transfer(

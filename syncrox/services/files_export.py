@@ -19,6 +19,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from syncrox.protocol.rudp.events import TransferEvent
 from syncrox.store.files import EventRow, TransferRecord
 
 CSV_COLUMNS = (
@@ -27,6 +28,17 @@ CSV_COLUMNS = (
 )  # fmt: skip
 _METRICS = frozenset({"ACK", "DUP_ACK", "RWND_CHANGE", "WINDOW_PROBE", "TAIL_PROBE"})
 _CONGESTION = frozenset({"FAST_RETRANSMIT", "TIMEOUT", "RECOVERY_EXIT"})
+
+
+def event_row(event: TransferEvent, clock_offset_s: float) -> EventRow:
+    """A core's event as a stored row. Cores keep Trio's clock, whose origin is arbitrary;
+    ``clock_offset_s`` (``syncrox.net.transfer.wall_clock_offset_s``, taken in the same
+    Trio run) turns it into Unix epoch seconds, the only time a row or export carries."""
+    return EventRow(
+        clock_offset_s + event.time_s, event.kind.value, event.seq, event.bytes, event.rtt_ms,
+        event.srtt_ms, event.rttvar_ms, event.rto_ms, event.cwnd, event.ssthresh,
+        event.bytes_in_flight, event.rwnd,
+    )  # fmt: skip
 
 
 def _cell(value: float | None) -> str:

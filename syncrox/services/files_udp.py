@@ -18,7 +18,13 @@ SYN-ACK's ``ack`` says how many chunks are held), taking over from a session sti
 Partials live in memory and the blob store's temporary directory, so a server restart
 discards them (documented limit). Downloads read the blob by ``pread``, chunk by chunk.
 
-Every transfer gets a row in ``transfers`` and its congestion events (server-side: the
+A partial whose blob writer failed (a disk error while writing, or while committing at the
+end) is discarded at once: its temporary file is gone, so there is nothing to resume, and a
+resumed upload starts from zero instead of writing to a closed file.
+
+Every transfer gets a row in ``transfers`` under its public ``transfer_id`` (derived from the
+session id by a one-way hash, ``syncrox.protocol.files.transfer_id_of``: the room may see it,
+only the ticket's holder knows the session id) and its congestion events (server-side: the
 sender's for downloads) are written to SQLite in batches once a second.
 """
 
@@ -39,11 +45,12 @@ from syncrox.config import FilesConfig
 from syncrox.errors import BUSY, NOT_FOUND, LocalProtocolError, StoreError
 from syncrox.logs import log_event
 from syncrox.net.datagram import DatagramTransport
-from syncrox.net.transfer import DatagramRouter, TransferSession
-from syncrox.protocol.files import SessionTicket, Upload
+from syncrox.net.transfer import DatagramRouter, TransferSession, wall_clock_offset_s
+from syncrox.protocol.files import SessionTicket, Upload, transfer_id_of
 from syncrox.protocol.rudp.connection import UNCONFIRMED, Connection, Direction, Limits, Role
 from syncrox.protocol.rudp.events import EventKind, TransferEvent
 from syncrox.protocol.rudp.packets import Codec
+from syncrox.services.files_export import event_row
 from syncrox.services.registry import Member
 from syncrox.store.blobs import BlobWriter
 from syncrox.store.files import EventRow, FileRecord, FileStore, TransferRecord, unreferenced_blobs
@@ -54,7 +61,6 @@ T = TypeVar("T")
 EVENT_FLUSH_S = 1.0
 PARTIAL_SWEEP_S = 60.0
 BAD_DIGEST = "BAD_DIGEST"
-STORE_FAILED = "STORE_FAILED"
 
 
 def limits_from(config: FilesConfig) -> Limits:
@@ -76,7 +82,7 @@ class EventRecorder:
         self.count = 0
         self.dropped = 0
         # Core times are Trio's clock; stored times are Unix epoch seconds.
-        self.offset_s = time.time() - trio.current_time()
+        self.offset_s = wall_clock_offset_s()
 
     def __call__(self, event: TransferEvent) -> None:
         routine = event.kind in (EventKind.ACK, EventKind.DUP_ACK)
@@ -84,13 +90,7 @@ class EventRecorder:
             self.dropped += 1  # beyond the cap, only the rare, telling events are kept
             return
         self.count += 1
-        self.pending.append(
-            EventRow(
-                self.offset_s + event.time_s, event.kind.value, event.seq, event.bytes,
-                event.rtt_ms, event.srtt_ms, event.rttvar_ms, event.rto_ms, event.cwnd,
-                event.ssthresh, event.bytes_in_flight, event.rwnd,
-            )
-        )  # fmt: skip
+        self.pending.append(event_row(event, self.offset_s))
 
     def take(self) -> tuple[int, list[EventRow]]:
         rows, self.pending = self.pending, []
@@ -126,9 +126,14 @@ class UploadApp:
     def write(self, chunks: list[bytes]) -> None:
         if self.detached:
             return  # a newer session took this partial over
-        for chunk in chunks:
-            self.partial.writer.write(chunk)
-            self.partial.hasher.update(chunk)
+        try:
+            for chunk in chunks:
+                self.partial.writer.write(chunk)
+                self.partial.hasher.update(chunk)
+        except StoreError:
+            # The writer has deleted its temporary file: nothing is left to resume from.
+            self.data.drop_partial(self.partial)
+            raise
         self.partial.touched_s = trio.current_time()
 
     async def finish(self) -> None:
@@ -141,8 +146,9 @@ class UploadApp:
         conn = self.conn
         if conn is not None:  # the upload is stored now, though TIME_WAIT lingers on
             await self.data.files.finish_transfer(
-                conn.session_id, "stored", time.time(), algo=conn.algo, codec=conn.codec.value
-            )
+                transfer_id_of(conn.session_id), "stored", time.time(), algo=conn.algo,
+                codec=conn.codec.value,
+            )  # fmt: skip
 
 
 class DownloadApp:
@@ -251,6 +257,9 @@ class FileData:
             if same_name and other.key != key and other.app is not None:
                 raise LocalProtocolError(BUSY, f"another upload of {command.name} is running")
         partial = self.partials.get(key)
+        if partial is not None and partial.writer.closed:
+            self.drop_partial(partial)  # its blob failed or was committed: nothing to resume
+            partial = None
         if partial is not None:
             self._detach(partial)  # resume: a newer session takes over
             return partial
@@ -300,13 +309,14 @@ class FileData:
     ) -> TransferSession:
         session = TransferSession(conn, self.transport, None, app, on_close=self.router.remove)
         record = TransferRecord(
-            conn.session_id, member.code, name, conn.direction.value, member.user,
-            conn.offer.algo, "json", conn.size, conn.sha256, time.time(), None, "open",
+            transfer_id_of(conn.session_id), member.code, name, conn.direction.value,
+            member.user, conn.offer.algo, "json", conn.size, conn.sha256, time.time(), None,
+            "open",
         )  # fmt: skip
         await self.files.start_transfer(record)
         self.router.add(session)
         self._nursery_or_fail().start_soon(self._run_session, session, member, record)
-        log_event(logger, "transfer.open", id=conn.session_id, room=member.code,
+        log_event(logger, "transfer.open", id=record.id, room=member.code,
                   user=member.user, direction=conn.direction.value, file=name)  # fmt: skip
         return session
 
@@ -329,7 +339,7 @@ class FileData:
         assert isinstance(recorder, EventRecorder)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._flush_events_forever, session.session_id, recorder)
+                nursery.start_soon(self._flush_events_forever, record.id, recorder)
                 await session.run()
                 nursery.cancel_scope.cancel()
         finally:
@@ -359,16 +369,18 @@ class FileData:
         if isinstance(app, DownloadApp):
             app.close()
         elif isinstance(app, UploadApp) and app.partial.app is app:
-            app.partial.app = None  # kept for a resume until it expires
+            app.partial.app = None  # kept for a resume until it expires ...
+            if app.partial.writer.closed:  # ... unless its blob writer failed: nothing to keep
+                self.drop_partial(app.partial)
         try:
-            await self._flush_events(conn.session_id, recorder)
+            await self._flush_events(record.id, recorder)
             await self.files.finish_transfer(
-                conn.session_id, status, time.time(), algo=conn.algo, codec=conn.codec.value
+                record.id, status, time.time(), algo=conn.algo, codec=conn.codec.value
             )
         except StoreError as exc:
-            log_event(logger, "transfer.record_lost", logging.ERROR, id=conn.session_id, reason=exc)
+            log_event(logger, "transfer.record_lost", logging.ERROR, id=record.id, reason=exc)
         stats = conn.stats
-        log_event(logger, "transfer.close", id=conn.session_id, room=member.code,
+        log_event(logger, "transfer.close", id=record.id, room=member.code,
                   file=record.name, status=status, datagrams=stats.datagrams_in,
                   dropped=stats.dropped, rejected=stats.rejected)  # fmt: skip
 

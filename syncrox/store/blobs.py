@@ -90,7 +90,14 @@ class BlobWriter:
             raise StoreError(f"cannot create temporary blob: {exc.strerror}") from exc
         self._done = False
 
+    @property
+    def closed(self) -> bool:
+        """Committed or discarded (also after a failed write): it takes no more data."""
+        return self._done
+
     def write(self, data: bytes) -> None:
+        if self._done:  # its file is closed (and, unless committed, deleted)
+            raise StoreError("the blob is already committed or discarded")
         try:
             self._file.write(data)
         except OSError as exc:

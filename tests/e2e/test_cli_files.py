@@ -3,10 +3,12 @@ download, compare, as a user would type it."""
 
 from __future__ import annotations
 
+import csv
 import random
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.e2e.process import running_server
@@ -42,10 +44,18 @@ def test_send_list_get_compare(tmp_path: Path) -> None:
         lines = dict(line.split(" ", 1) for line in created.stdout.splitlines())
         me = ("--room", lines["room"], "--user", "alice", "--token", lines["token"], *where)
 
+        sent_metrics = tmp_path / "send.csv"
+        before = time.time()
         sent = cli("send", str(original), *me, "--algo", "cubic", "--codec", "binary",
-                   "--loss", "0.02", "--delay", "1", "--seed", "4")  # fmt: skip
+                   "--loss", "0.02", "--delay", "1", "--seed", "4",
+                   "--metrics-out", str(sent_metrics))  # fmt: skip
+        after = time.time()
         assert sent.returncode == 0, sent.stderr
         assert "verified" in sent.stdout and "goodput" in sent.stdout
+        # The uploader's own events, stamped in Unix epoch seconds of when they happened.
+        rows = list(csv.DictReader(sent_metrics.read_text().splitlines()))
+        assert rows and all(before <= float(row["ts"]) <= after for row in rows)
+        transfer_id = sent.stdout.split("transfer id ")[1].split()[0]
 
         listed = cli("files", "list", *me)
         assert listed.returncode == 0 and "lecture notes.pdf" in listed.stdout
@@ -61,8 +71,9 @@ def test_send_list_get_compare(tmp_path: Path) -> None:
         transfers = cli("files", "transfers", *me)
         upload_id = next(line.split()[0] for line in transfers.stdout.splitlines()
                          if " upload " in line)  # fmt: skip
-        csv = cli("files", "metrics", upload_id, "--format", "csv", *me)
-        assert csv.returncode == 0 and csv.stdout.startswith("ts,room,file")
+        assert upload_id == transfer_id  # the id `send` printed is the one METRICS takes
+        exported = cli("files", "metrics", upload_id, "--format", "csv", *me)
+        assert exported.returncode == 0 and exported.stdout.startswith("ts,room,file")
 
         missing = cli("get", "nope.txt", "--output", str(tmp_path / "x"), *me)
         assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr

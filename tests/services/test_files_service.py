@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import random
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 import trio
@@ -14,8 +16,10 @@ from syncrox.client.files import FilesClient, TransferOptions, download, upload
 from syncrox.client.rooms import RoomsClient
 from syncrox.errors import RequestRefused
 from syncrox.netem import NetemConfig
+from syncrox.protocol.files import transfer_id_of
 from syncrox.protocol.rudp.packets import Codec
 from syncrox.services.context import BoundPorts
+from syncrox.store.blobs import BlobStore, BlobWriter
 from tests.conftest import IO_TIMEOUT_S
 from tests.services.helpers import raw_client
 
@@ -128,6 +132,8 @@ async def test_bad_lines_get_clear_errors(services: BoundPorts, line: bytes, cod
         "UPLOAD 10 nothex x.txt",
         "UPLOAD 99999999999999 {sha} big.bin",
         "METRICS 123 csv",
+        "DOWNLOAD  x.txt",  # two spaces: not a request for " x.txt"
+        "UPLOAD 10 {sha}  x.txt",
     ],
 )
 async def test_bad_arguments_after_admission(services: BoundPorts, line: str) -> None:
@@ -226,3 +232,90 @@ async def test_an_interrupted_download_resumes_from_its_part_file(
             assert result.ok, result.failure
             assert result.resumed_bytes >= 400_000
             assert output.read_bytes() == source.read_bytes()
+
+
+class FullDisk:
+    """A blob's temporary file whose writes fail like a full disk once ``room`` bytes are
+    taken, ``failures[0]`` times in all (shared by every writer of the test)."""
+
+    def __init__(self, inner: BinaryIO, room: int, failures: list[int]) -> None:
+        self.inner, self.room, self.failures = inner, room, failures
+
+    def write(self, data: bytes) -> int:
+        if self.failures[0] and len(data) > self.room:
+            self.failures[0] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.inner.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+async def test_a_disk_error_mid_upload_is_reported_and_the_retry_starts_afresh(
+    services: BoundPorts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = [1]
+    original = BlobStore.writer
+
+    def flaky_writer(store: BlobStore) -> BlobWriter:
+        writer = original(store)
+        writer._file = FullDisk(writer._file, 300_000, failures)  # type: ignore[assignment]
+        return writer
+
+    monkeypatch.setattr(BlobStore, "writer", flaky_writer)
+    with trio.fail_after(IO_TIMEOUT_S * 2):
+        code, token = await new_room(services)
+        source = make_file(tmp_path, "big.bin", 1_000_000)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            first = await upload(files, HOST, source, TransferOptions())
+            assert not first.ok and first.failure is not None and first.failure[0] == "STORE"
+            assert failures == [0]
+            # The failed blob's temporary file is gone, so nothing may be resumed from it
+            # (this used to write to the closed file and take the file service down).
+            second = await upload(files, HOST, source, TransferOptions())
+            assert second.ok, second.failure
+            assert second.resumed_bytes == 0
+            [entry] = await files.list_files()
+            assert entry.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+            output = tmp_path / "back.bin"
+            assert (await download(files, HOST, "big.bin", output, TransferOptions())).ok
+            assert output.read_bytes() == source.read_bytes()
+            statuses = sorted(t.status for t in await files.transfers())
+            assert statuses == ["delivered", "failed:STORE", "stored"]
+
+
+async def test_transfers_lists_public_ids_never_the_session_secret(
+    services: BoundPorts, tmp_path: Path
+) -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        source = make_file(tmp_path, "a.bin", 50_000)
+        sha = hashlib.sha256(source.read_bytes()).hexdigest()
+        async with (
+            FilesClient.connect(HOST, services["files_tcp"]) as alice,
+            FilesClient.connect(HOST, services["files_tcp"]) as bob,
+        ):
+            await alice.hello(code, "alice", token)
+            await bob.hello(code, "bob")
+            # A ticket in progress: its session id would let Bob abort or redirect it.
+            ticket = await alice.upload_ticket(50_000, sha, "a.bin")
+            [listed] = await bob.transfers()
+            assert listed.status == "open"
+            assert listed.transfer_id != ticket.session_id
+            assert listed.transfer_id == transfer_id_of(ticket.session_id)
+            assert [t.transfer_id for t in await alice.transfers()] == [listed.transfer_id]
+
+            result = await upload(alice, HOST, source, TransferOptions())
+            assert result.ok, result.failure
+            done = next(t for t in await bob.transfers() if t.status == "stored")
+            assert done.transfer_id == result.transfer_id != result.session_id
+            # Every member may still measure a transfer (the analytics page) by its public id.
+            csv_text = (await bob.metrics(done.transfer_id, "csv")).decode()
+            assert csv_text.startswith("ts,room,file,direction,")
+            qlog = json.loads(await bob.metrics(done.transfer_id, "qlog"))
+            assert qlog["traces"][0]["common_fields"]["group_id"] == done.transfer_id
+            with pytest.raises(RequestRefused) as refused:
+                await bob.metrics(result.session_id, "csv")
+            assert refused.value.code == "NOT_FOUND"

@@ -9,9 +9,10 @@ Both decoders are bounded (one datagram, at most ``MAX_DATAGRAM_BYTES``), valida
 field they return, and raise only ``RemoteProtocolError``: a bad datagram is dropped and
 counted by the caller, never trusted.
 
-``Encoder`` is the per-session hot path: the parts of a JSON DATA packet that never change
-(type, session, room, file name) are serialised once, so sending a chunk costs one base64
-encoding and a join, and the binary codec packs a fixed header with ``struct``.
+``Encoder`` is the per-session hot path: the parts of a JSON DATA or ACK packet that never
+change (type, session, room, file name) are serialised once, so sending a chunk costs one
+base64 encoding and a join, and the binary codec packs a fixed header with ``struct``. Its
+output is byte-identical to the general encoder's.
 """
 
 from __future__ import annotations
@@ -301,7 +302,9 @@ def max_payload_bytes(codec: Codec, filename: str) -> int:
 
 
 class Encoder:
-    """Encodes one session's packets; DATA and ACK take a fast path."""
+    """Encodes one session's packets; DATA and ACK take a fast path whose output is
+    byte-identical to ``encode`` (same keys, same order, no spaces), so there is exactly one
+    wire form of each packet to document, test and fuzz."""
 
     def __init__(self, codec: Codec, session_id: str, room: str, filename: str) -> None:
         self.codec = codec
@@ -309,20 +312,25 @@ class Encoder:
         self.room = room
         self.filename = filename
         self._raw_id = bytes.fromhex(session_id)
-        common = (
-            f'"room":{json.dumps(room)},"filename":{json.dumps(filename, ensure_ascii=False)},'
-            f'"session_id":"{session_id}"'
-        )
-        self._data_prefix = ('{"type":"DATA",' + common + ',"ack":0,"rwnd":0,"seq":').encode()
-        self._ack_prefix = ('{"type":"ACK",' + common + ',"payload_b64":"","seq":').encode()
+        # encode_json's key order: type seq ack rwnd room filename payload_b64 session_id
+        # [sack]. Only the numbers and the payload vary, so the rest is serialised once.
+        where = (
+            f'"room":{_json_text(room)},"filename":{_json_text(filename)},"payload_b64":"'
+        ).encode()
+        self._data_head = b'{"type":"DATA","seq":'
+        self._data_middle = b',"ack":0,"rwnd":0,' + where
+        self._id_tail = f'","session_id":"{session_id}"'.encode()
+        self._ack_head = b'{"type":"ACK","seq":'
+        self._ack_middle = b"," + where + self._id_tail
 
     def data(self, seq: int, payload: bytes) -> bytes:
         if self.codec is Codec.BINARY:
             header = HEADER.pack(BINARY_MAGIC, BINARY_VERSION, 4, 0, self._raw_id, seq, 0, 0)
             return header + payload
         return b"".join(
-            (self._data_prefix, b"%d" % seq, b',"payload_b64":"', base64.b64encode(payload), b'"}')
-        )
+            (self._data_head, b"%d" % seq, self._data_middle, base64.b64encode(payload),
+             self._id_tail, b"}")
+        )  # fmt: skip
 
     def ack(self, seq: int, ack: int, rwnd: int, sack: tuple[tuple[int, int], ...]) -> bytes:
         if self.codec is Codec.BINARY:
@@ -330,8 +338,15 @@ class Encoder:
                 BINARY_MAGIC, BINARY_VERSION, 3, len(sack), self._raw_id, seq, ack, rwnd
             )
             return header + b"".join(SACK_BLOCK.pack(a, b) for a, b in sack)
-        tail = b',"sack":%s}' % json.dumps([list(b) for b in sack]).encode() if sack else b"}"
-        return b"".join((self._ack_prefix, b'%d,"ack":%d,"rwnd":%d' % (seq, ack, rwnd), tail))
+        blocks = b",".join(b"[%d,%d]" % block for block in sack)
+        tail = b',"sack":[' + blocks + b"]}" if sack else b"}"
+        numbers = b'%d,"ack":%d,"rwnd":%d' % (seq, ack, rwnd)
+        return b"".join((self._ack_head, numbers, self._ack_middle, tail))
 
     def packet(self, packet: Packet) -> bytes:
         return encode(packet, self.codec)
+
+
+def _json_text(text: str) -> str:
+    """A JSON string exactly as ``encode_json`` writes it."""
+    return json.dumps(text, ensure_ascii=False)

@@ -21,9 +21,16 @@ by which the server finds the session (never by address).
 SYN, SYN-ACK and FIN are retransmitted with exponential back-off and give up after
 ``max_retries``; duplicates are answered idempotently with the same reply. The handshake's
 ACK (``seq`` 0) is consumed here and never reaches the sender's RTT or duplicate-ACK logic
-(the original's flaw 14). A DATA on the server before that ACK completes the handshake too.
+(the original's flaw 14). A DATA on the server before that ACK completes the handshake too,
+if it is a chunk of this file (garbage carrying the session id completes nothing).
 ``TRANSITIONS`` lists every legal (state, trigger); a datagram whose trigger is not legal in
 the current state, or not meant for this end's role, is dropped and counted, never obeyed.
+``receive`` tells the edge whether the datagram was *accepted*: a first, valid handshake
+step, a chunk of this file within the receive buffer's reach, an ACK of data in flight, a
+FIN or FIN-ACK that ends the transfer. Only such a datagram may move the address the edge
+replies to (NAT rebinding), so a forged or stray datagram that merely carries a known
+session id cannot redirect the transfer; repeats of handshake packets are answered, but to
+the address already confirmed.
 Local misuse (``commit`` at the wrong time) raises ``LocalProtocolError``. Any end that
 fails sends RST with a reason code, so the peer learns why instead of timing out. A session
 that hears nothing valid for ``idle_timeout_s`` fails with ``IDLE``.
@@ -58,6 +65,8 @@ UNCONFIRMED = "UNCONFIRMED"
 IDLE = "IDLE"
 BAD_HANDSHAKE = "BAD_HANDSHAKE"
 ABORTED = "ABORTED"
+STORE = "STORE"  # writing received chunks failed (disk full, ...)
+REFUSED = "REFUSED"  # the receiving edge refused the finished file (not stored)
 ACK_EVERY = 2  # in-order chunks per early ACK (as TCP's delayed ACK)
 EARLY_ACKS_PER_FLUSH = 2  # early ACKs per batch; the batch ends with one more
 
@@ -259,19 +268,22 @@ class Connection:
         self._send_control(now)
         self._syn_sent_at = now
 
-    def receive(self, packet: Packet, now: float) -> None:
-        """Feed one decoded datagram of this session."""
+    def receive(self, packet: Packet, now: float) -> bool:
+        """Feed one decoded datagram of this session. Returns ``True`` if it was accepted as
+        valid for the current state (see the module docstring): only then may the edge
+        reply to the address it came from."""
         self.stats.datagrams_in += 1
         trigger = _trigger_of(packet)
         if not self._accepts(trigger) or (self.state, trigger) not in TRANSITIONS:
             self._drop(f"{trigger.value} in {self.state.value}")
-            return
+            return False
         self._last_heard = now
         try:
-            self._dispatch(trigger, packet, now)
+            return self._dispatch(trigger, packet, now)
         except RemoteProtocolError as exc:
             self.stats.rejected += 1
             self.stats.reasons[exc.code] = self.stats.reasons.get(exc.code, 0) + 1
+            return False
 
     def _accepts(self, trigger: Trigger) -> bool:
         if trigger in _SENDER_INPUTS and not self.sends_data:
@@ -282,41 +294,43 @@ class Connection:
             return False
         return not (trigger in _SERVER_INPUTS and self.role is not Role.SERVER)
 
-    def _dispatch(self, trigger: Trigger, packet: Packet, now: float) -> None:
+    def _dispatch(self, trigger: Trigger, packet: Packet, now: float) -> bool:
         match trigger:
             case T.SYN:
-                self._on_syn(packet, now)
+                return self._on_syn(packet, now)
             case T.SYN_ACK:
-                self._on_syn_ack(packet, now)
+                return self._on_syn_ack(packet, now)
             case T.HANDSHAKE_ACK:
-                self._on_handshake_ack(packet, now)
+                return self._on_handshake_ack(packet, now)
             case T.DATA:
-                self._on_data(packet, now)
+                return self._on_data(packet, now)
             case T.ACK:
-                self._on_ack(packet, now)
+                return self._on_ack(packet, now)
             case T.FIN:
-                self._on_fin(packet, now)
+                return self._on_fin(packet, now)
             case T.FIN_ACK:
                 self._move(T.FIN_ACK)
                 self._deadline = None
-            case T.RST:
+                return True
+            case _:  # RST: nothing is sent after it, so there is no address to confirm
                 self._fail(packet.error or ABORTED, "the peer reset the transfer", send=False)
+                return False
 
     # ------------------------------------------------------------------ handshake
 
-    def _on_syn(self, packet: Packet, now: float) -> None:
+    def _on_syn(self, packet: Packet, now: float) -> bool:
         if self.state is not State.IDLE:
             self._outbox.append(self._reply)  # a duplicate SYN: the same answer again
-            return
+            return False
         if (packet.room, packet.filename) != (self.room, self.filename):
             self._fail(BAD_HANDSHAKE, "SYN names another room or file", now=now)
-            return
+            return False
         if self.direction is Direction.UPLOAD and (packet.size, packet.sha256) != (
             self.size,
             self.sha256,
         ):
             self._fail(BAD_HANDSHAKE, "SYN announces another size or digest", now=now)
-            return
+            return False
         self._negotiate(packet)
         self._move(T.SYN)
         held = 0
@@ -333,6 +347,7 @@ class Connection:
             )
         )  # fmt: skip
         self._send_control(now)
+        return True
 
     def _negotiate(self, syn: Packet) -> None:
         wanted = {codec.value: codec for codec in self.limits.codecs}
@@ -346,14 +361,14 @@ class Connection:
         self.total = chunk_count(self.size, self.mss)
         self._peer_rwnd = syn.rwnd
 
-    def _on_syn_ack(self, packet: Packet, now: float) -> None:
+    def _on_syn_ack(self, packet: Packet, now: float) -> bool:
         if self.state is not State.SYN_SENT:
             self._outbox.append(self._reply)  # our handshake ACK was lost: repeat it
-            return
+            return False
         problem = self._check_syn_ack(packet)
         if problem:
             self._fail(BAD_HANDSHAKE, problem, now=now)
-            return
+            return False
         self.codec, self.algo, self.mss = Codec(packet.codec), packet.algo, packet.mss
         self.size, self.sha256, self.total = packet.size, packet.sha256, packet.total
         self._encoder = Encoder(self.codec, self.session_id, self.room, self.filename)
@@ -374,6 +389,7 @@ class Connection:
                    rwnd=self.receiver.rwnd if self.receiver else 0)
         )  # fmt: skip
         self._outbox.append(self._reply)
+        return True
 
     def _sample_syn(self, now: float) -> None:
         """An uploading client's first RTT sample: SYN to SYN-ACK, if the SYN went out once
@@ -400,16 +416,17 @@ class Connection:
             return "no digest for the download"
         return ""
 
-    def _on_handshake_ack(self, packet: Packet, now: float) -> None:
+    def _on_handshake_ack(self, packet: Packet, now: float) -> bool:
         if self.state is not State.SYN_RCVD:
-            return  # a repeated handshake ACK: already established, nothing to do
+            return False  # a repeated handshake ACK: already established, nothing to do
         if packet.ack > self.total:
             self._fail(BAD_HANDSHAKE, "resume point beyond the file", now=now)
-            return
+            return False
         self._establish()
         if self.direction is Direction.DOWNLOAD:
             self.resume_chunks = packet.ack
             self._start_sender(packet.ack, packet.rwnd, now)
+        return True
 
     def _establish(self) -> None:
         self._move(T.HANDSHAKE_ACK if self.state is State.SYN_RCVD else T.DATA)
@@ -440,11 +457,15 @@ class Connection:
 
     # ------------------------------------------------------------------ data phase
 
-    def _on_data(self, packet: Packet, now: float) -> None:
-        if self.state is State.SYN_RCVD:
-            self._establish()  # the handshake ACK was lost; DATA proves the client got SYN-ACK
+    def _on_data(self, packet: Packet, now: float) -> bool:
         receiver = self.receiver
         assert receiver is not None
+        # A sender never goes beyond what our buffer could take (its window is at most the
+        # buffer, counted from an ACK we sent), so a chunk past that is nobody's real data.
+        in_reach = packet.seq <= receiver.ack + receiver.buffer_chunks
+        if self.state is State.SYN_RCVD:
+            receiver.check_chunk(packet.seq, packet.payload)  # before it completes anything
+            self._establish()  # the handshake ACK was lost; DATA proves the client got SYN-ACK
         urgent = receiver.on_data(packet.seq, packet.payload)
         early = receiver.unacked >= ACK_EVERY and self._early_acks < EARLY_ACKS_PER_FLUSH
         if urgent or early:
@@ -453,24 +474,27 @@ class Connection:
             # batch, plus a few early ACKs, so one lost ACK cannot stall a whole window.
             self._early_acks += not urgent
             self._outbox.append(self._encoder.ack(*receiver.make_ack()))
+        return in_reach
 
-    def _on_ack(self, packet: Packet, now: float) -> None:
+    def _on_ack(self, packet: Packet, now: float) -> bool:
         if self.sender is None or self.state is not State.ESTABLISHED:
-            return  # late ACKs after every chunk was acknowledged
-        self.sender.on_ack(packet.ack, packet.rwnd, packet.sack, packet.seq, now)
+            return False  # late ACKs after every chunk was acknowledged
+        return self.sender.on_ack(packet.ack, packet.rwnd, packet.sack, packet.seq, now)
 
-    def _on_fin(self, packet: Packet, now: float) -> None:
+    def _on_fin(self, packet: Packet, now: float) -> bool:
         assert self.receiver is not None
+        closing = packet.seq == self.total + 1
         if self.state is State.TIME_WAIT:
             self._outbox.append(self._reply)  # our FIN-ACK was lost: repeat, linger again
             self._deadline = now + self.limits.linger_s
-            return
+            return closing
         if self.state is State.FIN_RCVD:
-            return  # the edge is still verifying and storing; FIN-ACK follows
-        if not self.receiver.complete or packet.seq != self.total + 1:
+            return closing  # the edge is still verifying and storing; FIN-ACK follows
+        if not self.receiver.complete or not closing:
             raise RemoteProtocolError("BAD_DATAGRAM", "FIN before every chunk arrived")
         self.receiver.ack_due = self.receiver.echo > 0
         self._move(T.FIN)
+        return True
 
     def commit(self, now: float) -> None:
         """The edge verified and stored the file: acknowledge the FIN."""

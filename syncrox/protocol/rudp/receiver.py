@@ -74,10 +74,7 @@ class Receiver:
         Returns ``True`` when this chunk deserves an ACK of its own at once (RFC 5681
         §4.2): it arrived above a hole, filled one, or was a duplicate. In-order chunks
         are acknowledged together, once per batch of datagrams."""
-        if not 1 <= seq <= self.total:
-            raise RemoteProtocolError(BAD_DATAGRAM, f"chunk {seq} is outside 1..{self.total}")
-        if len(payload) != chunk_length(seq, size=self.size, mss=self.mss):
-            raise RemoteProtocolError(BAD_DATAGRAM, f"chunk {seq} has the wrong length")
+        self.check_chunk(seq, payload)
         self.ack_due = True
         self.echo = seq
         self.stats.chunks_received += 1
@@ -94,6 +91,13 @@ class Receiver:
             return filled
         self._hold(seq, payload)
         return True
+
+    def check_chunk(self, seq: int, payload: bytes) -> None:
+        """Raise ``RemoteProtocolError`` unless this could be chunk ``seq`` of this file."""
+        if not 1 <= seq <= self.total:
+            raise RemoteProtocolError(BAD_DATAGRAM, f"chunk {seq} is outside 1..{self.total}")
+        if len(payload) != chunk_length(seq, size=self.size, mss=self.mss):
+            raise RemoteProtocolError(BAD_DATAGRAM, f"chunk {seq} has the wrong length")
 
     def _deliver(self, payload: bytes) -> None:
         self._ready.append(payload)

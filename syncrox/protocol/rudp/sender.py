@@ -214,13 +214,15 @@ class Sender:
 
     def on_ack(
         self, ack: int, rwnd: int, sack: tuple[tuple[int, int], ...], echo: int, now: float
-    ) -> None:
+    ) -> bool:
+        """Take one ACK; ``False`` if it was ignored (stale, or acknowledging chunks never
+        sent), so it proves nothing about who sent it."""
         if ack < self.una - 1:
             self.stats.stale_acks += 1
-            return
+            return False
         if ack >= self.nxt:
             self.stats.invalid_acks += 1
-            return
+            return False
         self.retries = 0
         echo_chunk = self._chunks.get(echo) if echo >= self.una else None
         echo_was_new = echo_chunk is not None and not echo_chunk.sacked
@@ -235,6 +237,7 @@ class Sender:
             self._on_duplicates(newly_sacked, now, echo_chunk, echo_was_new)
         if self.highest_sacked >= self.una or self._resent:
             self._detect_losses(now)
+        return True
 
     def _apply_sack(self, blocks: tuple[tuple[int, int], ...]) -> int:
         newly = 0

@@ -129,10 +129,12 @@ def test_receiver_never_accepts_a_chunk_outside_the_file_or_of_the_wrong_length(
         Packet(PacketType.DATA, SESSION, seq=1, payload=b"y" * 10),
         Packet(PacketType.FIN, SESSION, seq=4),  # FIN before the data
     ):
-        pair.server.receive(bad, 0.1)
-    assert pair.server.stats.rejected == 4
+        assert pair.server.receive(bad, 0.1) is False
+    # A DATA completes the handshake only if it is a chunk of this file, so the early FIN
+    # is not even legal yet: dropped rather than refused.
+    assert pair.server.stats.rejected == 3 and pair.server.stats.dropped == 1
     assert pair.server.receiver is not None and pair.server.receiver.ack == 0
-    assert pair.server.state is State.ESTABLISHED
+    assert pair.server.state is State.SYN_RCVD
 
 
 def test_zero_length_file_handshake_then_fin() -> None:
@@ -174,3 +176,55 @@ def test_rst_from_the_peer_fails_the_transfer_without_answering() -> None:
         "NO_SESSION", "the peer reset the transfer",
     )  # fmt: skip
     assert packets(pair.client, 0.1) == []
+
+
+def test_receive_accepts_only_what_is_valid_for_the_state() -> None:
+    # What ``receive`` accepts is what may move the edge's reply address (NAT rebinding);
+    # anything else merely carrying the session id must not.
+    limits = Limits(buffer_bytes=4000)  # a 4-chunk buffer, so "beyond reach" is near
+    pair = Pair(b"y" * 9500, Direction.UPLOAD, FakeNetwork(random.Random(1)), mss=1000,
+                limits=limits)  # fmt: skip
+    client, server = pair.client, pair.server
+    client.connect(0.0)
+    [syn] = packets(client)
+    assert server.receive(syn, 0.0) is True
+    assert server.receive(syn, 0.0) is False  # a repeat is answered, but proves nothing
+    syn_ack = packets(server)[0]
+    assert client.receive(syn_ack, 0.01) is True
+    assert client.receive(syn_ack, 0.01) is False
+    hs_ack, *_ = packets(client, 0.01)
+    for bad in (
+        Packet(PacketType.DATA, SESSION, seq=1, payload=b"y" * 10),  # wrong length
+        Packet(PacketType.DATA, SESSION, seq=11, payload=b"y" * 500),  # beyond the file
+        Packet(PacketType.ACK, SESSION, seq=1, ack=1),  # an ACK to the data receiver
+        Packet(PacketType.SYN_ACK, SESSION),  # a client's packet
+        Packet(PacketType.FIN, SESSION, seq=11),  # before the data
+    ):
+        assert server.receive(bad, 0.02) is False, bad
+    assert server.state is State.SYN_RCVD  # garbage does not complete the handshake
+    assert server.receive(hs_ack, 0.02) is True
+    assert server.receive(hs_ack, 0.02) is False
+    chunk = Packet(PacketType.DATA, SESSION, seq=1, payload=b"y" * 1000)
+    assert server.receive(chunk, 0.03) is True
+    assert server.receive(chunk, 0.03) is True  # a duplicate: its ACK may have been lost
+    far = Packet(PacketType.DATA, SESSION, seq=9, payload=b"y" * 1000)
+    assert server.receive(far, 0.03) is False  # no sender goes beyond the buffer's reach
+    near = Packet(PacketType.DATA, SESSION, seq=5, payload=b"y" * 1000)
+    assert server.receive(near, 0.03) is True
+    # An RST ends the session and nothing is sent after it: no address to confirm.
+    assert server.receive(Packet(PacketType.RST, SESSION, error="X"), 0.04) is False
+    assert server.state is State.FAILED
+
+
+def test_the_data_sender_accepts_only_acks_of_data_in_flight() -> None:
+    pair = Pair(b"y" * 5000, Direction.UPLOAD, FakeNetwork(random.Random(1)), mss=1000)
+    client, server = pair.client, pair.server
+    client.connect(0.0)
+    server.receive(packets(client)[0], 0.0)
+    client.receive(packets(server)[0], 0.01)
+    sent = packets(client, 0.01)
+    assert [p.seq for p in sent if p.type is PacketType.DATA] == [1]  # cwnd 1
+    beyond = Packet(PacketType.ACK, SESSION, seq=3, ack=3, rwnd=10)  # chunk 3 never sent
+    assert client.receive(beyond, 0.02) is False
+    assert client.receive(Packet(PacketType.ACK, SESSION, seq=1, ack=1, rwnd=10), 0.02) is True
+    assert client.receive(Packet(PacketType.DATA, SESSION, seq=1, payload=b"y"), 0.02) is False
