@@ -244,6 +244,7 @@ class CollabClient:
                 OSError,
                 trio.BrokenResourceError,
                 trio.ClosedResourceError,
+                trio.TooSlowError,  # the handshake's deadline: a slow reconnect is retried
                 ProtocolError,
             ) as exc:
                 if not self.started:
