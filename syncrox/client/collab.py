@@ -71,6 +71,8 @@ RETRYABLE = frozenset({BUSY, RATE_LIMITED, INTERNAL, TIMEOUT, TOO_MANY_ERRORS, "
 # An ERR with one of these codes, once the document is open, means a change of ours was
 # refused: the replica has diverged from the server.
 DIVERGED = frozenset({proto.BAD_UPDATE, proto.DOC_TOO_LARGE, proto.BAD_MESSAGE, TOO_LARGE})
+# Refusals of our awareness state: the document is unaffected, so they are only logged.
+NOTICES = frozenset({proto.BAD_AWARENESS})
 
 
 def tcp_connector(host: str, port: int) -> Connector:
@@ -376,7 +378,7 @@ class CollabClient:
             self.refusals.append(refusal)
             self._changed()
             raise _Diverged(text)
-        if code not in RETRYABLE:
+        if code not in RETRYABLE and code not in NOTICES:
             raise refusal
 
     def _on_frame(self, body: bytes) -> None:

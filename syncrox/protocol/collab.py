@@ -38,6 +38,7 @@ from syncrox.protocol.rooms import split_command
 
 BAD_LANGUAGE = "BAD_LANGUAGE"
 BAD_MESSAGE = "BAD_MESSAGE"  # a frame that is not well-formed y-protocols messages
+BAD_AWARENESS = "BAD_AWARENESS"  # an awareness state refused (the document is not affected)
 BAD_UPDATE = "BAD_UPDATE"  # an update that cannot be applied (undecodable, missing deps)
 DOC_TOO_LARGE = "DOC_TOO_LARGE"
 NOT_OPEN = "NOT_OPEN"

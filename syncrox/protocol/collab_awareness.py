@@ -7,9 +7,11 @@ Each client states its own awareness as y-protocols does: ``(client id, clock, J
 where a higher clock wins and the JSON ``null`` means "gone". The server keeps the latest
 state of every client id, with the connection (*owner*) that sent it:
 
-* a client id belongs to the first connection that states it; another connection may not
-  overwrite it (no impersonating someone's cursor), and a connection may hold at most
-  ``max_clients_per_owner`` ids;
+* a client id belongs to the first connection that states it; a connection of another
+  member may not overwrite it (no impersonating someone's cursor). Another connection of
+  the *same* member takes it over: that is a client reconnecting before the server noticed
+  that its old connection died, and it must not be locked out of its own id until the
+  old one times out. A connection may hold at most ``max_clients_per_owner`` ids;
 * the server writes the admitted user name into every state as ``"member"``, so the name
   others see is the one admission checked, never one the client claims;
 * a state must be a JSON object (or ``null``) of at most ``max_state_bytes``;
@@ -75,7 +77,9 @@ class AwarenessTable:
     ) -> AwarenessEntry | str | None:
         held = self._held.get(entry.client_id)
         if held is not None and held.owner != owner:
-            return f"client id {entry.client_id} belongs to another connection"
+            if _member_of(held.state) != member:
+                return f"client id {entry.client_id} belongs to another member"
+            held.owner = owner  # the same member, reconnected
         state = _normalise(entry.state, member, self.max_state_bytes)
         if state is None:
             return f"awareness state of client {entry.client_id} is not a JSON object"

@@ -47,6 +47,7 @@ from syncrox.config import CollabConfig
 from syncrox.errors import BUSY, INTERNAL, LocalProtocolError, ProtocolError, StoreError
 from syncrox.logs import log_event
 from syncrox.protocol.collab import (
+    BAD_AWARENESS,
     AwarenessEntry,
     AwarenessUpdate,
     QueryAwareness,
@@ -323,7 +324,7 @@ class LiveDocument:
         if accepted:
             batch.awareness.append((sub, accepted))
         for problem in problems:
-            self._refuse(sub, "BAD_MESSAGE", problem)
+            self._refuse(sub, BAD_AWARENESS, problem)
 
     # ------------------------------------------------------------------ apply and store
 

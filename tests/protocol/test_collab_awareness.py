@@ -44,9 +44,19 @@ def test_a_client_id_belongs_to_its_first_connection() -> None:
     aw = table()
     aw.update("a", "alice", (AwarenessEntry(7, 1, "{}"),), now=0.0)
     accepted, problems = aw.update("b", "bob", (AwarenessEntry(7, 9, '{"x":1}'),), now=0.0)
-    assert accepted == [] and "another connection" in problems[0]
+    assert accepted == [] and "another member" in problems[0]
     accepted, problems = aw.update("b", "bob", (AwarenessEntry(7, 9, "null"),), now=0.0)
     assert accepted == [] and len(aw) == 1
+
+
+def test_the_same_member_reconnected_takes_its_client_id_over() -> None:
+    aw = table()
+    aw.update("old", "alice", (AwarenessEntry(7, 1, '{"typing":true}'),), now=0.0)
+    accepted, problems = aw.update("new", "alice", (AwarenessEntry(7, 2, "{}"),), now=1.0)
+    assert problems == [] and [entry.clock for entry in accepted] == [2]
+    # The old connection's end no longer removes the state the new one holds.
+    assert aw.remove_owner("old") == []
+    assert [entry.client_id for entry in aw.remove_owner("new")] == [7]
 
 
 def test_a_connection_holds_a_bounded_number_of_client_ids() -> None:

@@ -254,7 +254,7 @@ async def test_a_peer_cannot_claim_another_name_or_client_id(server: CollabServe
             await raw.send_frame(awareness_message(41, 1, '{"member":"ann","cursor":null}'))
             await wait_until(ann, lambda c: c.members() == ["mal"])
             await raw.send_frame(awareness_message(ann.replica.client_id, 99, '{"x":1}'))
-            assert error_code(await raw.next_line()) == "BAD_MESSAGE"
+            assert error_code(await raw.next_line()) == proto.BAD_AWARENESS
             states = await raw.awareness()
             assert states[41]["member"] == "mal"
             assert states[ann.replica.client_id]["member"] == "ann"
@@ -460,3 +460,23 @@ async def test_a_reset_connection_is_logged_as_a_disconnect_not_a_crash(
             await trio.sleep(0.01)
         await assert_edits_travel(server, code)
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_a_member_reconnecting_before_its_old_connection_died_keeps_its_client_id(
+    server: CollabServer,
+) -> None:
+    code, _ = await server.create_room()
+    with trio.fail_after(IO_TIMEOUT_S):
+        async with server.raw() as old, server.raw() as new, server.raw() as watcher:
+            for raw in (old, new, watcher):
+                await raw.enter("ann" if raw is not watcher else "bob", code)
+            await old.send_frame(awareness_message(55, 1, '{"typing":true}'))
+            assert (await watcher.awareness())[55]["typing"] is True
+            # The old connection is still open (its death not yet noticed) when the same
+            # member comes back on a new one with the same client id.
+            await new.send_frame(awareness_message(55, 2, '{"typing":false}'))
+            assert (await watcher.awareness())[55]["typing"] is False
+            assert not [r for r in new.received if isinstance(r, str) and r.startswith("ERR")]
+            await old.stream.aclose()
+            await assert_edits_travel(server, code)  # the old connection's end is processed
+            assert (await watcher.awareness())[55] == {"typing": False, "member": "ann"}
