@@ -20,21 +20,19 @@ from __future__ import annotations
 
 import array
 import heapq
-import json
 import multiprocessing
 import multiprocessing.connection
 import os
 import random
 import selectors
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import parser, percentile, result_line
+from bench.common import parser, percentile, result_line, serve_services, start_server
 
 CLIENT_PROCESSES = 2
 TARGET_CLIENTS = 200
@@ -73,40 +71,6 @@ class Outcome:
 
 
 # ------------------------------------------------------------------------------ server
-
-
-def serve(data_dir: str) -> None:
-    """The server process: room manager + chat on free ports; prints its ports as JSON."""
-    import trio  # noqa: PLC0415 (the client processes never import Trio)
-
-    from syncrox.config import Config, Ports  # noqa: PLC0415
-    from syncrox.services import chat, rooms  # noqa: PLC0415
-    from syncrox.services.context import ServiceContext  # noqa: PLC0415
-    from syncrox.services.registry import RoomRegistry  # noqa: PLC0415
-    from syncrox.store import Store  # noqa: PLC0415
-
-    config = Config(data_dir=Path(data_dir), ports=Ports(rooms=0, chat=0), log_level="WARNING")
-
-    async def main() -> None:
-        with Store.open(config.data_dir) as store:
-            ctx = ServiceContext(config, store, RoomRegistry(store.rooms, config.rooms))
-            async with trio.open_nursery() as nursery:
-                ports = {**await nursery.start(rooms.serve, ctx)}
-                ports.update(await nursery.start(chat.serve, ctx))
-                print(json.dumps(ports), flush=True)
-
-    trio.run(main)
-
-
-def start_server(data_dir: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.chat", "--serve", data_dir],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    ports: dict[str, int] = json.loads(process.stdout.readline())
-    return process, ports
 
 
 def create_room(port: int) -> str:
@@ -317,7 +281,7 @@ def main() -> int:
     )
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="bench-chat-") as data_dir:
-        server, ports = start_server(data_dir)
+        server, ports = start_server("bench.chat", data_dir)
         try:
             for step in steps:
                 outcome = run_step(ports["chat"], create_room(ports["rooms"]), step, server.pid)
@@ -355,6 +319,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        serve(sys.argv[2])
+        serve_services(sys.argv[2], "chat")
     else:
         sys.exit(main())

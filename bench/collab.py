@@ -38,21 +38,18 @@ Targets: server CPU <= 2 x bare pycrdt; p99 edit-to-peer < 50 ms.
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import trio
 from pycrdt import Doc, Text, TransactionEvent
 
 from bench.chat import cpu_seconds
-from bench.common import parser, percentile, result_line
+from bench.common import parser, percentile, result_line, serve_services, start_server
 from syncrox.client.collab import CollabClient, tcp_connector
 from syncrox.config import CollabConfig
 from syncrox.errors import RemoteProtocolError
@@ -79,38 +76,6 @@ SETTLE_TIMEOUT_S = 60.0
 
 
 # ------------------------------------------------------------------------------ server
-
-
-def serve(data_dir: str) -> None:
-    """The server process: room manager + collab on free ports; prints its ports as JSON."""
-    from syncrox.config import Config, Ports  # noqa: PLC0415
-    from syncrox.services import collab, rooms  # noqa: PLC0415
-    from syncrox.services.context import ServiceContext  # noqa: PLC0415
-    from syncrox.services.registry import RoomRegistry  # noqa: PLC0415
-    from syncrox.store import Store  # noqa: PLC0415
-
-    config = Config(data_dir=Path(data_dir), ports=Ports(rooms=0, collab=0), log_level="WARNING")
-
-    async def main() -> None:
-        with Store.open(config.data_dir) as store:
-            ctx = ServiceContext(config, store, RoomRegistry(store.rooms, config.rooms))
-            async with trio.open_nursery() as nursery:
-                ports = {**await nursery.start(rooms.serve, ctx)}
-                ports.update(await nursery.start(collab.serve, ctx))
-                print(json.dumps(ports), flush=True)
-
-    trio.run(main)
-
-
-def start_server(data_dir: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.collab", "--serve", data_dir],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    ports: dict[str, int] = json.loads(process.stdout.readline())
-    return process, ports
 
 
 async def create_room(port: int) -> str:
@@ -492,7 +457,7 @@ def main() -> int:
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="bench-collab-") as data_dir:
-        server, ports = start_server(data_dir)
+        server, ports = start_server("bench.collab", data_dir)
         try:
             outcome = trio.run(replay, ports, trace, server.pid)
             ratio = outcome.server_cpu_s / bare
@@ -546,6 +511,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        serve(sys.argv[2])
+        serve_services(sys.argv[2], "collab")
     else:
         sys.exit(main())

@@ -12,8 +12,12 @@ example ``target_met=true``), so anyone can read the outcome without parsing pro
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -42,3 +46,41 @@ def format_value(value: object) -> str:
 def result_line(bench: str, **values: object) -> str:
     fields = " ".join(f"{key}={format_value(value)}" for key, value in values.items())
     return f"RESULT {bench} {fields}"
+
+
+def serve_services(data_dir: str, service: str) -> None:
+    """A benchmark's server process: the room manager and ``service`` (``chat``, ``collab``)
+    on free ports with the default config; prints its ports as JSON on one line."""
+    # Imported here: client processes of a benchmark import this module but never Trio.
+    import trio  # noqa: PLC0415
+
+    from syncrox.config import Config, Ports  # noqa: PLC0415
+    from syncrox.services import chat, collab, rooms  # noqa: PLC0415
+    from syncrox.services.context import ServiceContext  # noqa: PLC0415
+    from syncrox.services.registry import RoomRegistry  # noqa: PLC0415
+    from syncrox.store import Store  # noqa: PLC0415
+
+    serve = {"chat": chat.serve, "collab": collab.serve}[service]
+    ports = Ports(**{"rooms": 0, service: 0})
+    config = Config(data_dir=Path(data_dir), ports=ports, log_level="WARNING")
+
+    async def main() -> None:
+        with Store.open(config.data_dir) as store:
+            ctx = ServiceContext(config, store, RoomRegistry(store.rooms, config.rooms))
+            async with trio.open_nursery() as nursery:
+                bound = {**await nursery.start(rooms.serve, ctx)}
+                bound.update(await nursery.start(serve, ctx))
+                print(json.dumps(bound), flush=True)
+
+    trio.run(main)
+
+
+def start_server(module: str, data_dir: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """Start ``python -m <module> --serve <data_dir>`` (which calls ``serve_services``);
+    return the process and the ports it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, "--serve", data_dir], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    ports: dict[str, int] = json.loads(process.stdout.readline())
+    return process, ports
