@@ -136,12 +136,17 @@ class _Replica:
         self.emitted.append(event.update)
 
     def integrate(self, updates: Sequence[tuple[int, bytes]]) -> list[Refusal]:
-        """Apply the ``(index, update)`` pairs in one transaction; return the refusals."""
+        """Apply the ``(index, update)`` pairs in one transaction; return the refusals.
+        Once pycrdt refuses one, the rest are refused unapplied: they were admitted on the
+        premise that it would apply, and may depend on it."""
         refusals: list[Refusal] = []
         current = 0
         try:
             with self.doc.transaction():
                 for current, update in updates:
+                    if refusals:
+                        refusals.append(Refusal(current, BAD_UPDATE, "follows a refused update"))
+                        continue
                     try:
                         self.doc.apply_update(update)
                     except (ValueError, RuntimeError) as exc:
