@@ -22,7 +22,6 @@ import array
 import heapq
 import multiprocessing
 import multiprocessing.connection
-import os
 import random
 import selectors
 import socket
@@ -30,9 +29,8 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.common import parser, percentile, result_line, serve_services, start_server
+from bench.common import cpu_seconds, parser, percentile, result_line, serve_services, start_server
 
 CLIENT_PROCESSES = 2
 TARGET_CLIENTS = 200
@@ -177,12 +175,6 @@ def _receive(client: Client, latencies: array.array[float], stats: dict[str, int
             stats["delivered"] += 1
         elif line.startswith(b"ERR "):
             stats["errors"] += 1
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_step(port: int, code: str, step: Step, server_pid: int) -> Outcome:

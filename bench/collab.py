@@ -48,8 +48,7 @@ from dataclasses import dataclass
 import trio
 from pycrdt import Doc, Text, TransactionEvent
 
-from bench.chat import cpu_seconds
-from bench.common import parser, percentile, result_line, serve_services, start_server
+from bench.common import cpu_seconds, parser, percentile, result_line, serve_services, start_server
 from syncrox.client.collab import CollabClient, tcp_connector
 from syncrox.config import CollabConfig
 from syncrox.errors import RemoteProtocolError

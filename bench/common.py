@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,12 @@ def format_value(value: object) -> str:
 def result_line(bench: str, **values: object) -> str:
     fields = " ".join(f"{key}={format_value(value)}" for key, value in values.items())
     return f"RESULT {bench} {fields}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def serve_services(data_dir: str, service: str) -> None:

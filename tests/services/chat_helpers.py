@@ -12,15 +12,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
-import trio
 
 from syncrox.client.chat import ChatClient, ClientEvent
 from syncrox.client.rooms import RoomsClient
 from syncrox.config import ChatConfig, Config, TcpLimits
-from syncrox.services import chat, rooms
+from syncrox.services import chat
 from syncrox.services.context import BoundPorts, ServiceContext
-from syncrox.services.registry import RoomRegistry
-from syncrox.store import Store
+from tests.services.helpers import running_service
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
 
@@ -69,17 +67,8 @@ def with_tcp(config: Config, **tcp_overrides: object) -> Config:
 
 @asynccontextmanager
 async def chat_server(config: Config) -> AsyncIterator[ChatServer]:
-    store = Store.open(config.data_dir, sqlite_worker_thread=config.store.sqlite_worker_thread)
-    try:
-        ctx = ServiceContext(config, store, RoomRegistry(store.rooms, config.rooms))
-        async with trio.open_nursery() as nursery:
-            ports: BoundPorts = {}
-            ports.update(await nursery.start(rooms.serve, ctx))
-            ports.update(await nursery.start(chat.serve, ctx))
-            yield ChatServer(ports, ctx)
-            nursery.cancel_scope.cancel()
-    finally:
-        store.close()
+    async with running_service(config, chat.serve) as (ports, ctx):
+        yield ChatServer(ports, ctx)
 
 
 def record_chat_services(monkeypatch: pytest.MonkeyPatch) -> list[chat.ChatService]:

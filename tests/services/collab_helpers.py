@@ -24,11 +24,9 @@ from syncrox.client.rooms import RoomsClient
 from syncrox.config import CollabConfig, Config
 from syncrox.protocol import collab as proto
 from syncrox.protocol.collab_doc import TEXT_NAME, DocumentCore, template_update
-from syncrox.services import collab, rooms
+from syncrox.services import collab
 from syncrox.services.context import BoundPorts, ServiceContext
-from syncrox.services.registry import RoomRegistry
-from syncrox.store import Store
-from tests.services.helpers import RawClient
+from tests.services.helpers import RawClient, running_service
 
 HOST = "127.0.0.1"
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -114,17 +112,8 @@ async def running_client(
 
 @asynccontextmanager
 async def collab_server(config: Config) -> AsyncIterator[CollabServer]:
-    store = Store.open(config.data_dir, sqlite_worker_thread=config.store.sqlite_worker_thread)
-    try:
-        ctx = ServiceContext(config, store, RoomRegistry(store.rooms, config.rooms))
-        async with trio.open_nursery() as nursery:
-            ports: BoundPorts = {}
-            ports.update(await nursery.start(rooms.serve, ctx))
-            ports.update(await nursery.start(collab.serve, ctx))
-            yield CollabServer(ports, ctx)
-            nursery.cancel_scope.cancel()
-    finally:
-        store.close()
+    async with running_service(config, collab.serve) as (ports, ctx):
+        yield CollabServer(ports, ctx)
 
 
 async def wait_until(client: CollabClient, predicate: Callable[[CollabClient], bool]) -> None:
