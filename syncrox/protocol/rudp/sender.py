@@ -14,10 +14,16 @@ is resent (selective repeat, never go-back-N).
 
 Loss detection: a chunk is lost when ``dupthresh`` chunks above it were SACKed (the classic
 "three duplicate ACKs" when the receiver ACKs every chunk); a resent chunk is lost again when
-``dupthresh`` transmissions sent after it were delivered. The congestion controller reacts
-once per window of data (``_recovery_end``). The dup-ACK threshold starts at 3 and rises
-when a chunk that was sent once turns up late (real reordering, not loss), so reordering
-does not trigger spurious fast retransmits.
+``dupthresh`` transmissions sent after it were delivered. And by time, as RACK does (RFC
+8985): a chunk is lost when a chunk *sent after it* was delivered and it has had one RTT
+(that chunk's) plus a reordering allowance to arrive, without any count. This is what finds a
+lost retransmission, or a loss in a window of three chunks, in one RTT instead of an RTO
+(at least 200 ms): the count rules need more chunks in flight than a small window has. A
+chunk not yet overdue arms the reordering timer for the moment it would be. The congestion
+controller reacts once per window of data (``_recovery_end``). The dup-ACK threshold
+starts at 3 and rises when a chunk that was sent once turns up late (real reordering, not
+loss), so reordering does not trigger spurious fast retransmits; the time allowance widens
+with it.
 
 Timer: one retransmission timer (RFC 6298), restarted when the ACK advances, on a fast
 retransmit and on a timeout. A timeout backs the RTO off, tells the controller, and marks
@@ -114,13 +120,23 @@ class Sender:
         self.rto_deadline: float | None = None
         # Tail loss probe (RFC 8985): after ~2 SRTT of silence, one chunk goes out beyond
         # the window so that an ACK (with SACK) reveals a lost tail or a lost ACK, instead
-        # of waiting for the RTO (at least 200 ms).
+        # of waiting for the RTO (at least 200 ms). Unlike RFC 8985, also in recovery: a
+        # small window often has only the retransmission in flight, and if that is lost
+        # only a later delivery (the probe's) lets loss by time notice.
         self.tlp_deadline: float | None = None
         self._tlp_armed = True
         # A fast retransmit (or a NewReno partial ACK's resend) goes out at once, even when
         # the window is full: the chunk it replaces has left the network.
         self._urgent = False
         self._urgent_new = False  # a tail probe with new data
+        # RACK (RFC 8985): the chunks still in the network, oldest transmission first
+        # (neither delivered nor deemed lost; a dict keeps insertion order), and the most
+        # recently sent chunk known delivered: its transmission order and round trip.
+        self._flight: dict[int, None] = {}
+        self._rack_order = 0
+        self._rack_rtt_s = 0.0
+        self._min_rtt_s = float("inf")
+        self.reorder_deadline: float | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -143,9 +159,8 @@ class Sender:
     def get_timer(self) -> float | None:
         if self.done or self.failed:
             return None
-        if self.tlp_deadline is not None and self.rto_deadline is not None:
-            return min(self.tlp_deadline, self.rto_deadline)
-        return self.rto_deadline
+        deadlines = [self.rto_deadline, self.tlp_deadline, self.reorder_deadline]
+        return min((d for d in deadlines if d is not None), default=None)
 
     # ------------------------------------------------------------------ sending
 
@@ -178,7 +193,7 @@ class Sender:
 
     def _arm_tlp(self, now: float) -> None:
         srtt_ms = self.rtt.srtt_ms
-        if not self._tlp_armed or srtt_ms is None or not self.outstanding or self.cc.in_recovery:
+        if not self._tlp_armed or srtt_ms is None or not self.outstanding:
             self.tlp_deadline = None
             return
         self.tlp_deadline = now + max(2 * srtt_ms / 1000.0, TLP_MIN_S)
@@ -191,6 +206,7 @@ class Sender:
         payload = self._read(seq)
         self._order += 1
         self._chunks[seq] = _Chunk(now, len(payload), self._order)
+        self._flight[seq] = None
         self.nxt += 1
         self.stats.chunks_sent += 1
         return payload
@@ -199,6 +215,8 @@ class Sender:
         self._order += 1
         chunk.sent_at, chunk.order = now, self._order
         chunk.tx += 1
+        self._flight.pop(seq, None)
+        self._flight[seq] = None  # now the newest transmission
         self._resent.add(seq)
         self.stats.chunks_sent += 1
         self.stats.retransmissions += 1
@@ -230,16 +248,16 @@ class Sender:
         if rwnd != self.peer_rwnd:
             self.peer_rwnd = rwnd
             self._event(now, EventKind.RWND_CHANGE, ack)
-        newly_sacked = self._apply_sack(sack) if sack else 0
+        newly_sacked = self._apply_sack(sack, now) if sack else 0
         if ack >= self.una:
             self._on_new_ack(ack, now, echo_chunk, echo_was_new)
         elif newly_sacked:
             self._on_duplicates(newly_sacked, now, echo_chunk, echo_was_new)
-        if self.highest_sacked >= self.una or self._resent:
+        if self.highest_sacked >= self.una or self._resent or self._flight:
             self._detect_losses(now)
         return True
 
-    def _apply_sack(self, blocks: tuple[tuple[int, int], ...]) -> int:
+    def _apply_sack(self, blocks: tuple[tuple[int, int], ...], now: float) -> int:
         newly = 0
         for first, last in blocks:
             start = max(first, self.una, self._sack_seen.get(first, 0) + 1)
@@ -254,15 +272,23 @@ class Sender:
                 if chunk.lost:
                     chunk.lost = False
                     self.lost_out -= 1
-                self._delivered(seq, chunk)
+                self._delivered(seq, chunk, now)
             if end >= start:
                 self._sack_seen[first] = max(end, self._sack_seen.get(first, 0))
             self.highest_sacked = max(self.highest_sacked, end)
         return newly
 
-    def _delivered(self, seq: int, chunk: _Chunk) -> None:
+    def _delivered(self, seq: int, chunk: _Chunk, now: float) -> None:
         self._delivered_order = max(self._delivered_order, chunk.order)
         self._resent.discard(seq)
+        self._flight.pop(seq, None)
+        rtt_s = now - chunk.sent_at
+        if chunk.tx == 1:
+            self._min_rtt_s = min(self._min_rtt_s, rtt_s)
+        elif rtt_s < self._min_rtt_s:
+            return  # too soon for the resend: an earlier copy arrived, its time is unknown
+        if chunk.order > self._rack_order:
+            self._rack_order, self._rack_rtt_s = chunk.order, rtt_s
 
     def _note_reordering(self, echo: int, chunk: _Chunk | None, was_new: bool) -> None:
         """The chunk that triggered this ACK was sent once and has only just arrived, yet
@@ -285,7 +311,7 @@ class Sender:
             if chunk.sacked:
                 self.sacked_out -= 1
             else:
-                self._delivered(seq, chunk)
+                self._delivered(seq, chunk, now)
             if chunk.lost:
                 self.lost_out -= 1
         self.una = ack + 1
@@ -332,21 +358,58 @@ class Sender:
     # ------------------------------------------------------------------ loss
 
     def _detect_losses(self, now: float) -> None:
-        first_lost = 0
+        highest_lost = 0
         threshold = self.threshold
         if self.dupacks >= threshold:
-            first_lost = self._mark_lost(self.una)
+            highest_lost = self._mark_lost(self.una)
         boundary = self._sack_loss_boundary(threshold)
         for seq in range(max(self._scanned_below, self.una), boundary):
-            lost = self._mark_lost(seq)
-            first_lost = first_lost or lost
+            highest_lost = max(highest_lost, self._mark_lost(seq))
         self._scanned_below = max(self._scanned_below, boundary)
         for seq in list(self._resent):
             chunk = self._chunks.get(seq)
             if chunk and self._delivered_order >= chunk.order + threshold:
                 self._mark_lost(seq, resent=True)
-        if first_lost > self._recovery_end:
+        highest_lost = max(highest_lost, self._detect_overdue(now))
+        if highest_lost > self._recovery_end:
             self._react(now)
+
+    def _detect_overdue(self, now: float) -> int:
+        """RACK: deem lost every chunk sent before the newest delivered one that has had
+        that chunk's round trip plus the reordering window to arrive; arm the reordering
+        timer for the first one not yet overdue. Returns the highest new loss' seq, or 0.
+        Oldest transmission first, stopping at the first chunk still in time: later ones
+        were sent later, so each call costs the chunks it marks plus one."""
+        self.reorder_deadline = None
+        highest = 0
+        allowance = self._rack_rtt_s + self._reordering_window()
+        while self._flight:
+            seq = next(iter(self._flight))
+            chunk = self._chunks.get(seq)
+            if chunk is None or chunk.sacked or chunk.lost:
+                del self._flight[seq]  # settled meanwhile (kept out by every path; defensive)
+                continue
+            if chunk.order >= self._rack_order:
+                break  # sent after the newest delivered chunk: nothing to judge it by
+            overdue_at = chunk.sent_at + allowance
+            if now < overdue_at:
+                self.reorder_deadline = overdue_at
+                break
+            highest = max(highest, self._mark_lost(seq, resent=True))
+        return highest
+
+    def _reordering_window(self) -> float:
+        """RFC 8985's reo_wnd: a quarter of the minimum RTT, none at all in recovery while
+        the path has never reordered (losses are the likely story then), and wider once
+        reordering was seen (``dupthresh`` grew), never beyond SRTT."""
+        reordering_seen = self.dupthresh > INITIAL_DUPTHRESH
+        if not reordering_seen and self.cc.in_recovery:
+            return 0.0
+        if self._min_rtt_s == float("inf"):
+            return 0.0
+        window = self._min_rtt_s / 4 * (self.dupthresh / INITIAL_DUPTHRESH)
+        srtt_s = self._srtt_s()
+        return window if srtt_s is None else min(window, srtt_s)
 
     @property
     def threshold(self) -> int:
@@ -377,6 +440,7 @@ class Sender:
             return 0
         chunk.lost = True
         self.lost_out += 1
+        self._flight.pop(seq, None)
         heapq.heappush(self._lost, seq)
         return seq
 
@@ -394,6 +458,9 @@ class Sender:
     def on_timer(self, now: float) -> None:
         if self.done:
             return
+        reordering_due = self.reorder_deadline is not None and now >= self.reorder_deadline
+        if reordering_due and self._detect_overdue(now) > self._recovery_end:
+            self._react(now)
         if self.tlp_deadline is not None and now >= self.tlp_deadline:
             self._probe_tail(now)
         if self.rto_deadline is None or now < self.rto_deadline:
@@ -442,6 +509,8 @@ class Sender:
         )
         self._recovery_end = self.nxt - 1
         self.dupacks = 0
+        self._flight.clear()
+        self.reorder_deadline = None
         for seq in range(self.una, self.nxt):
             chunk = self._chunks[seq]
             if not chunk.sacked and not chunk.lost:
