@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import trio
+import trio.testing
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import StreamDataReceived
@@ -36,7 +37,7 @@ from cryptography.x509.oid import NameOID
 from bench.common import parser, result_line
 from syncrox.net.datagram import DatagramTransport, UdpTransport
 from syncrox.net.transfer import DatagramRouter, TransferSession
-from syncrox.netem import EmulatedPath, NetemConfig
+from syncrox.netem import EmulatedNetwork, EmulatedPath, NetemConfig
 from syncrox.protocol.rudp.congestion import ALGORITHMS
 from syncrox.protocol.rudp.connection import Connection, Direction, Limits, Offer, Role, State
 from syncrox.protocol.rudp.packets import Codec
@@ -72,6 +73,39 @@ class NoApp:
 async def ours(data: bytes, algo: str, codec: Codec, mss: int, netem: NetemConfig | None) -> float:
     """Upload ``data`` client -> server through real UDP sockets; bytes per second."""
     server_udp, client_udp = UdpTransport.bind(HOST, 0), UdpTransport.bind(HOST, 0)
+    try:
+        async with trio.open_nursery() as nursery:
+            transport: DatagramTransport = client_udp
+            if netem is not None:
+                path = EmulatedPath(client_udp, netem)
+                await nursery.start(path.run)
+                transport = path
+            rate = await upload(data, algo, codec, mss, transport, server_udp)
+            nursery.cancel_scope.cancel()
+    finally:
+        server_udp.close()
+        client_udp.close()
+    return rate
+
+
+async def ideal(data: bytes, algo: str, netem: NetemConfig) -> float:
+    """The same transfer on a perfect computer: the same cores and Trio edge over an
+    in-process emulated network in virtual time (``MockClock``), so processing costs
+    nothing and the RTT is exactly the emulated one. What is left is the algorithm's own
+    goodput at this loss rate: the ceiling any implementation of it could reach here."""
+    network = EmulatedNetwork(netem)
+    client_end, server_end = network.endpoint("10.0.0.2"), network.endpoint("10.0.0.1")
+    return await upload(data, algo, Codec.BINARY, CHUNK, client_end, server_end)
+
+
+async def upload(
+    data: bytes,
+    algo: str,
+    codec: Codec,
+    mss: int,
+    client_transport: DatagramTransport,
+    server_transport: DatagramTransport,
+) -> float:
     digest = hashlib.sha256(data).hexdigest()
     view = memoryview(data)
     limits = Limits(linger_s=0.5, max_mss_bytes=64 * 1024, max_retries=20)
@@ -81,42 +115,35 @@ async def ours(data: bytes, algo: str, codec: Codec, mss: int, netem: NetemConfi
 
     sink = Sink()
     now = trio.current_time()
-    events: list[object] = []
     client = Connection(
         role=Role.CLIENT, direction=Direction.UPLOAD, session_id=SESSION, room="1234",
         filename="bench.bin", limits=limits, now=now, size=len(data), sha256=digest,
-        source=source, offer=Offer(codec, algo, mss), on_event=events.append,
+        source=source, offer=Offer(codec, algo, mss),
     )  # fmt: skip
     server = Connection(
         role=Role.SERVER, direction=Direction.UPLOAD, session_id=SESSION, room="1234",
         filename="bench.bin", limits=limits, now=now, size=len(data), sha256=digest,
     )  # fmt: skip
-    transport: DatagramTransport = client_udp
-    try:
-        async with trio.open_nursery() as nursery:
-            if netem is not None:
-                path = EmulatedPath(client_udp, netem)
-                await nursery.start(path.run)
-                transport = path
-            server_session = TransferSession(server, server_udp, None, sink)
-            client_session = TransferSession(client, transport, server_udp.local_address, NoApp())
-            server_router, client_router = DatagramRouter(server_udp), DatagramRouter(transport)
-            server_router.add(server_session)
-            client_router.add(client_session)
-            nursery.start_soon(server_router.run)
-            nursery.start_soon(client_router.run)
-            nursery.start_soon(server_session.run)
-            nursery.start_soon(client_session.run)
-            start = time.perf_counter()
-            client.connect(trio.current_time())
-            await client_session.flush(trio.current_time())
-            with trio.fail_after(600):
-                await client_session.settled.wait()
-            elapsed = time.perf_counter() - start
-            nursery.cancel_scope.cancel()
-    finally:
-        server_udp.close()
-        client_udp.close()
+    async with trio.open_nursery() as nursery:
+        server_session = TransferSession(server, server_transport, None, sink)
+        client_session = TransferSession(
+            client, client_transport, server_transport.local_address, NoApp()
+        )
+        server_router = DatagramRouter(server_transport)
+        client_router = DatagramRouter(client_transport)
+        server_router.add(server_session)
+        client_router.add(client_session)
+        nursery.start_soon(server_router.run)
+        nursery.start_soon(client_router.run)
+        nursery.start_soon(server_session.run)
+        nursery.start_soon(client_session.run)
+        start = trio.current_time()
+        client.connect(start)
+        await client_session.flush(start)
+        with trio.fail_after(600):
+            await client_session.settled.wait()
+        elapsed = trio.current_time() - start
+        nursery.cancel_scope.cancel()
     if client.state is not State.CLOSED or sink.hasher.hexdigest() != digest:
         raise RuntimeError(f"transfer failed: {client.state} {client.failure}")
     return len(data) / elapsed
@@ -252,6 +279,16 @@ def mathis_bound(mss: int, loss: float) -> float:
     return mss / (RTT_S * math.sqrt(loss))
 
 
+def ideal_ratio(data: bytes, algo: str, loss: float, seeds: tuple[int, ...]) -> float:
+    rates = [
+        trio.run(ideal, data, algo,
+                 NetemConfig(loss=loss, delay_ms=RTT_S * 1000 / 2, seed=seed),
+                 clock=trio.testing.MockClock(autojump_threshold=0))
+        for seed in seeds
+    ]  # fmt: skip
+    return statistics.mean(rates) / mathis_bound(CHUNK, loss)
+
+
 def best_of(runs: int, measure: Callable[[], float]) -> float:
     return max(measure() for _ in range(runs))
 
@@ -298,6 +335,10 @@ def main() -> None:
                 lossy[(loss, codec.value, algo)] = rate
                 print(f"{loss:.0%} loss {codec.value:<6} {algo:<8} {rate / 1e6:7.2f} MB/s  "
                       f"x mathis {rate / bound:.2f}")  # fmt: skip
+    five = data[: loss_bytes[0.05]]
+    ceiling = {algo: ideal_ratio(five, algo, 0.05, seeds) for algo in ALGORITHMS}
+    for algo, ratio in sorted(ceiling.items()):
+        print(f"5% loss ideal network  {algo:<8} x mathis {ratio:.2f}  (the algorithm's ceiling)")
 
     json_rates = [v for (codec, _), v in clean.items() if codec == "json"]
     binary_rates = [v for (codec, _), v in clean.items() if codec == "binary"]
@@ -312,6 +353,7 @@ def main() -> None:
         / mathis_bound(CHUNK, 0.05)
         for algo in sorted(ALGORITHMS)
     }
+    per_algo |= {f"loss5_ideal_{algo}_x_mathis": ratio for algo, ratio in sorted(ceiling.items())}
     met = (
         json_x_quic >= 2.0
         and binary_x_raw >= 0.5

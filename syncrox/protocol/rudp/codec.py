@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import struct
 from typing import Any
@@ -36,6 +37,12 @@ from syncrox.protocol.rudp.packets import (
     Packet,
     PacketType,
 )
+
+# Every JSON datagram of a transfer repeats the same room and file name; checking a name
+# costs more than decoding the rest, so the names that passed are remembered (a bounded
+# cache; a refused name raises and is never cached).
+_valid_room = functools.lru_cache(maxsize=256)(validate_room_code)
+_valid_filename = functools.lru_cache(maxsize=256)(validate_filename)
 
 BAD_DATAGRAM = "BAD_DATAGRAM"
 BINARY_MAGIC = 0xB5
@@ -190,12 +197,12 @@ def _sha_field(obj: dict[str, Any]) -> str:
 
 def _room_field(obj: dict[str, Any]) -> str:
     value = _str_field(obj, "room", 8)
-    return validate_room_code(value) if value else ""
+    return _valid_room(value) if value else ""
 
 
 def _filename_field(obj: dict[str, Any]) -> str:
     value = _str_field(obj, "filename", 1024)
-    return validate_filename(value) if value else ""
+    return _valid_filename(value) if value else ""
 
 
 def _payload_field(obj: dict[str, Any]) -> bytes:
