@@ -55,6 +55,7 @@ class Outcome:
     errors: int
     latencies_ms: array.array[float]
     server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0  # the load generators', all processes together
 
     @property
     def offered_per_s(self) -> float:
@@ -111,6 +112,7 @@ def run_clients(
     schedule = [(start_at + random.random() * interval, n) for n in range(len(clients))]
     heapq.heapify(schedule)
     stats = {"sent": 0, "delivered": 0, "errors": 0}
+    cpu_start = time.process_time()
     latencies: array.array[float] = array.array("d")
     while (now := time.monotonic()) < stop_at + DRAIN_S:
         while schedule and schedule[0][0] <= now and now < stop_at:
@@ -118,13 +120,17 @@ def run_clients(
             _send(clients[index], selector, now)
             stats["sent"] += 1
             heapq.heappush(schedule, (when + interval, index))
-        wait = min(schedule[0][0] - now if schedule else 0.05, 0.05)
+        # Sleep until the next send, but never spin: once sending stopped (the drain),
+        # the schedule's head stays in the past.
+        sending = bool(schedule) and now < stop_at
+        wait = min(schedule[0][0] - now, 0.05) if sending else 0.05
         for key, events in selector.select(max(0.0, wait)):
             client: Client = key.data
             if events & selectors.EVENT_WRITE:
                 _flush(client, selector)
             if events & selectors.EVENT_READ:
                 _receive(client, latencies, stats)
+    stats["cpu_ms"] = round((time.process_time() - cpu_start) * 1000)
     conn.send((stats, latencies.tobytes()))
     for client in clients:
         client.sock.close()
@@ -163,7 +169,7 @@ def _flush(client: Client, selector: selectors.BaseSelector) -> None:
 
 def _receive(client: Client, latencies: array.array[float], stats: dict[str, int]) -> None:
     try:
-        data = client.sock.recv(1 << 18)
+        data = client.sock.recv(65536)
     except (BlockingIOError, ConnectionResetError):
         return
     now = time.monotonic()
@@ -203,6 +209,7 @@ def run_step(port: int, code: str, step: Step, server_pid: int) -> Outcome:
         outcome.sent += stats["sent"]
         outcome.delivered += stats["delivered"]
         outcome.errors += stats["errors"]
+        outcome.client_cpu_s += stats["cpu_ms"] / 1000
         outcome.latencies_ms.frombytes(raw)
         worker.join(timeout=30)
     outcome.server_cpu_s = cpu_seconds(server_pid) - cpu_before
@@ -254,7 +261,8 @@ def report(outcome: Outcome) -> None:
         f"({outcome.offered_per_s:7.0f} deliveries/s): {outcome.delivered_per_s:7.0f} "
         f"deliveries/s, {outcome.delivered}/{expected} delivered, p50 {outcome.p(0.5):.2f} ms, "
         f"p99 {outcome.p(0.99):.2f} ms, max {outcome.p(1.0):.1f} ms, errors {outcome.errors}, "
-        f"server CPU {outcome.server_cpu_s / step.seconds:.0%}",
+        f"server CPU {outcome.server_cpu_s / step.seconds:.0%}, "
+        f"load generators' CPU {outcome.client_cpu_s / step.seconds:.0%}",
         flush=True,
     )
 
