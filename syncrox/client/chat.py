@@ -38,6 +38,7 @@ from syncrox.client.rooms import checked
 from syncrox.errors import (
     BAD_COMMAND,
     BUSY,
+    NAME_TAKEN,
     TIMEOUT,
     TOO_MANY_ERRORS,
     ProtocolError,
@@ -66,6 +67,9 @@ CONNECTION_ERRORS = frozenset({proto.OVERFLOW, TIMEOUT, TOO_MANY_ERRORS})
 # ...`` when every upload slot is taken, and goes on. So one of these before any other line
 # from the server refuses the connection; a later one answers the oldest pending request.
 CONNECT_REFUSALS = frozenset({BUSY})
+# ``NAME_TAKEN`` answers a ``HELLO``. At any other time it tells a connection that the
+# holder of its user name's token joined the room: the server closes it right after, so it
+# ends the connection instead of answering whatever request happens to be pending.
 
 
 @dataclass(frozen=True)
@@ -327,7 +331,9 @@ class ChatClient:
 
     def _on_error(self, code: str, text: str) -> None:
         refused_at_connect = code in CONNECT_REFUSALS and not self._heard
-        if code in CONNECTION_ERRORS or refused_at_connect or not self._pending:
+        answers_hello = bool(self._pending) and self._pending[0].kind == "HELLO"
+        displaced = code == NAME_TAKEN and not answers_hello
+        if code in CONNECTION_ERRORS or refused_at_connect or displaced or not self._pending:
             self.closed = Disconnected(code, text)
             return
         self._pending.popleft().fail(RequestRefused(code, text))
