@@ -33,7 +33,7 @@ session id cannot redirect the transfer; repeats of handshake packets are answer
 the address already confirmed.
 Local misuse (``commit`` at the wrong time) raises ``LocalProtocolError``. Any end that
 fails sends RST with a reason code, so the peer learns why instead of timing out. A session
-that hears nothing valid for ``idle_timeout_s`` fails with ``IDLE``.
+that accepts nothing for ``idle_timeout_s`` fails with ``IDLE``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import enum
 from dataclasses import dataclass, field
 
 from syncrox.errors import BAD_ARGUMENT, LocalProtocolError, RemoteProtocolError
-from syncrox.protocol.rudp.codec import Encoder, max_payload_bytes
+from syncrox.protocol.rudp.codec import BAD_DATAGRAM, Encoder, max_payload_bytes
 from syncrox.protocol.rudp.congestion import ALGORITHMS, DEFAULT_ALGORITHM, make_controller
 from syncrox.protocol.rudp.packets import (
     DEFAULT_MSS_BYTES,
@@ -277,13 +277,18 @@ class Connection:
         if not self._accepts(trigger) or (self.state, trigger) not in TRANSITIONS:
             self._drop(f"{trigger.value} in {self.state.value}")
             return False
-        self._last_heard = now
         try:
-            return self._dispatch(trigger, packet, now)
+            accepted = self._dispatch(trigger, packet, now)
         except RemoteProtocolError as exc:
             self.stats.rejected += 1
             self.stats.reasons[exc.code] = self.stats.reasons.get(exc.code, 0) + 1
             return False
+        if accepted:
+            # Only what the core accepted proves the peer alive: a stream of refused or
+            # useless datagrams (anyone who knows the session id can send them) must not
+            # keep a dead transfer from expiring.
+            self._last_heard = now
+        return accepted
 
     def _accepts(self, trigger: Trigger) -> bool:
         if trigger in _SENDER_INPUTS and not self.sends_data:
@@ -309,6 +314,10 @@ class Connection:
             case T.FIN:
                 return self._on_fin(packet, now)
             case T.FIN_ACK:
+                if packet.ack != self.total + 1:
+                    raise RemoteProtocolError(
+                        BAD_DATAGRAM, f"FIN-ACK acknowledges {packet.ack}, not {self.total + 1}"
+                    )
                 self._move(T.FIN_ACK)
                 self._deadline = None
                 return True
@@ -491,7 +500,7 @@ class Connection:
         if self.state is State.FIN_RCVD:
             return closing  # the edge is still verifying and storing; FIN-ACK follows
         if not self.receiver.complete or not closing:
-            raise RemoteProtocolError("BAD_DATAGRAM", "FIN before every chunk arrived")
+            raise RemoteProtocolError(BAD_DATAGRAM, "FIN before every chunk arrived")
         self.receiver.ack_due = self.receiver.echo > 0
         self._move(T.FIN)
         return True

@@ -228,3 +228,49 @@ def test_the_data_sender_accepts_only_acks_of_data_in_flight() -> None:
     assert client.receive(beyond, 0.02) is False
     assert client.receive(Packet(PacketType.ACK, SESSION, seq=1, ack=1, rwnd=10), 0.02) is True
     assert client.receive(Packet(PacketType.DATA, SESSION, seq=1, payload=b"y"), 0.02) is False
+
+
+def upload_stuck_in_fin_sent() -> Pair:
+    """An upload whose every FIN-ACK is lost: the client sits in FIN_SENT."""
+    network = FakeNetwork(random.Random(1))
+    network.drop = lambda to, data: decode_datagram(data).type is PacketType.FIN_ACK  # type: ignore[assignment]
+    pair = Pair(b"z" * 3000, Direction.UPLOAD, network, mss=1000)
+    pair.start()
+    while pair.client.state is not State.FIN_SENT:
+        assert pair.step()
+    return pair
+
+
+def test_a_fin_ack_must_acknowledge_the_fin() -> None:
+    pair = upload_stuck_in_fin_sent()
+    client, total = pair.client, pair.client.total
+    for wrong in (0, total, total + 2):
+        bad = Packet(PacketType.FIN_ACK, SESSION, ack=wrong)
+        assert client.receive(bad, pair.now) is False
+        assert client.state is State.FIN_SENT  # not "stored" on a forged or stale word
+    assert client.stats.rejected == 3
+    assert client.receive(Packet(PacketType.FIN_ACK, SESSION, ack=total + 1), pair.now)
+    assert client.state is State.CLOSED
+
+
+def test_refused_datagrams_do_not_keep_a_dead_transfer_alive() -> None:
+    limits = Limits(idle_timeout_s=5.0, max_retries=1000)
+    pair = Pair(b"y" * 5000, Direction.UPLOAD, FakeNetwork(random.Random(1)), mss=1000,
+                limits=limits)  # fmt: skip
+    client, server = pair.client, pair.server
+    client.connect(0.0)
+    server.receive(packets(client)[0], 0.0)
+    client.receive(packets(server)[0], 0.01)
+    packets(client, 0.01)  # the handshake ACK and chunk 1; then the server goes silent
+    never_sent = Packet(PacketType.ACK, SESSION, seq=4, ack=4, rwnd=10)
+    now = 0.01
+    while client.state is not State.FAILED and now < 20.0:
+        now += 0.5
+        assert client.receive(never_sent, now) is False  # someone replays junk
+        deadline = client.get_timer()
+        if deadline is not None and deadline <= now:
+            client.handle_timer(now)
+            packets(client, now)
+    assert client.state is State.FAILED
+    assert client.failure is not None and client.failure[0] == "IDLE"
+    assert now <= 5.0 + 1.0  # it expired on time, junk or not
