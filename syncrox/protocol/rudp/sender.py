@@ -56,6 +56,7 @@ INITIAL_DUPTHRESH = 3  # the seed's "3 duplicate ACKs"
 MAX_DUPTHRESH = 16
 EARLY_RETRANSMIT_BELOW = 4  # RFC 5827: fewer chunks outstanding lower the threshold
 TLP_MIN_S = 0.010  # RFC 8985's floor of the probe timeout
+MAX_REO_MULT = 8  # the reordering window grows to at most 2 minimum RTTs (and SRTT)
 
 
 @dataclass(slots=True)
@@ -64,6 +65,7 @@ class _Chunk:
     size: int
     order: int  # value of the transmission counter at its latest transmission
     tx: int = 1
+    previous_sent_at: float = float("-inf")  # the transmission before the latest
     sacked: bool = False
     lost: bool = False
 
@@ -137,6 +139,10 @@ class Sender:
         self._rack_rtt_s = 0.0
         self._min_rtt_s = float("inf")
         self.reorder_deadline: float | None = None
+        self._reordering_seen = False  # a chunk sent once arrived after a later one
+        self._rack_order_before_ack = 0
+        self._reo_mult = 1  # the reordering window in quarters of the minimum RTT
+        self._reo_widened_at = float("-inf")
 
     # ------------------------------------------------------------------ state
 
@@ -213,6 +219,7 @@ class Sender:
 
     def _transmit(self, seq: int, chunk: _Chunk, now: float) -> bytes:
         self._order += 1
+        chunk.previous_sent_at = chunk.sent_at
         chunk.sent_at, chunk.order = now, self._order
         chunk.tx += 1
         self._flight.pop(seq, None)
@@ -242,6 +249,7 @@ class Sender:
             self.stats.invalid_acks += 1
             return False
         self.retries = 0
+        self._rack_order_before_ack = self._rack_order
         echo_chunk = self._chunks.get(echo) if echo >= self.una else None
         echo_was_new = echo_chunk is not None and not echo_chunk.sacked
         self._note_reordering(echo, echo_chunk, echo_was_new)
@@ -255,6 +263,8 @@ class Sender:
             self._on_duplicates(newly_sacked, now, echo_chunk, echo_was_new)
         if self.highest_sacked >= self.una or self._resent or self._flight:
             self._detect_losses(now)
+        if not self._flight:
+            self.reorder_deadline = None  # nothing left that it could be about
         return True
 
     def _apply_sack(self, blocks: tuple[tuple[int, int], ...], now: float) -> int:
@@ -283,12 +293,36 @@ class Sender:
         self._resent.discard(seq)
         self._flight.pop(seq, None)
         rtt_s = now - chunk.sent_at
-        if chunk.tx == 1:
+        if chunk.tx > 1:
+            # ACKs do not say which copy arrived. Taking a late original for its resend
+            # would deem everything sent before that resend lost, and their late originals
+            # would do the same in turn (a storm of spurious resends behind a standing
+            # queue), so a resent chunk moves the RACK clock only when the copy before it
+            # went out before the latest retransmission timeout: for a whole RTO nothing
+            # at all was delivered, so that copy is gone and this must be the resend.
+            if rtt_s < self._min_rtt_s:
+                self._spurious_resend(now)  # faster than any path: the original it was
+                return
+            if chunk.previous_sent_at >= self._last_timeout_s:
+                return
+        else:
             self._min_rtt_s = min(self._min_rtt_s, rtt_s)
-        elif rtt_s < self._min_rtt_s:
-            return  # too soon for the resend: an earlier copy arrived, its time is unknown
+        if chunk.tx == 1 and chunk.order < self._rack_order_before_ack:
+            # Sent before a chunk an earlier ACK reported, yet it arrived: reordering.
+            # (Compared with the RACK chunk as it was before this ACK: one ACK reports
+            # its chunks in no particular order.)
+            self._reordering_seen = True
         if chunk.order > self._rack_order:
             self._rack_order, self._rack_rtt_s = chunk.order, rtt_s
+
+    def _spurious_resend(self, now: float) -> None:
+        """A chunk was resent that had not been lost (RFC 8985's DSACK case): the path
+        reorders more than the window allowed; widen it, at most once per round trip."""
+        self._reordering_seen = True
+        srtt_s = self._srtt_s() or 0.0
+        if now - self._reo_widened_at >= srtt_s:
+            self._reo_mult = min(self._reo_mult + 1, MAX_REO_MULT)
+            self._reo_widened_at = now
 
     def _note_reordering(self, echo: int, chunk: _Chunk | None, was_new: bool) -> None:
         """The chunk that triggered this ACK was sent once and has only just arrived, yet
@@ -399,15 +433,14 @@ class Sender:
         return highest
 
     def _reordering_window(self) -> float:
-        """RFC 8985's reo_wnd: a quarter of the minimum RTT, none at all in recovery while
-        the path has never reordered (losses are the likely story then), and wider once
-        reordering was seen (``dupthresh`` grew), never beyond SRTT."""
-        reordering_seen = self.dupthresh > INITIAL_DUPTHRESH
-        if not reordering_seen and self.cc.in_recovery:
+        """RFC 8985's reo_wnd: a quarter of the minimum RTT; none at all in recovery while
+        the path has never reordered (losses are the likely story then); another quarter
+        for each round trip in which a resend proved spurious; never beyond SRTT."""
+        if not self._reordering_seen and self.cc.in_recovery:
             return 0.0
         if self._min_rtt_s == float("inf"):
             return 0.0
-        window = self._min_rtt_s / 4 * (self.dupthresh / INITIAL_DUPTHRESH)
+        window = self._min_rtt_s / 4 * self._reo_mult
         srtt_s = self._srtt_s()
         return window if srtt_s is None else min(window, srtt_s)
 

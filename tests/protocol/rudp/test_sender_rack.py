@@ -5,10 +5,17 @@ chunk that is merely late is not resent."""
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from syncrox.protocol.rudp.congestion.reno import Reno
+from syncrox.protocol.rudp.connection import Direction
 from syncrox.protocol.rudp.events import EventKind, TransferEvent
+from syncrox.protocol.rudp.packets import Codec
 from syncrox.protocol.rudp.rtt import RTO_MIN_MS, RttEstimator
 from syncrox.protocol.rudp.sender import Sender
+from tests.protocol.rudp.harness import FakeNetwork, Pair, make_file
 
 MSS = 1000
 RTT = 0.010
@@ -95,3 +102,34 @@ def test_a_probe_goes_out_in_recovery_when_the_retransmission_is_all_in_flight()
     assert EventKind.TAIL_PROBE in [e.kind for e in events]
     sender.on_ack(4, 100, (), 2, probe_at + RTT)
     assert sender.done and sender.stats.timeouts == 0
+
+
+def upload_over(network: FakeNetwork, algo: str) -> Pair:
+    pair = Pair(make_file(300_000), Direction.UPLOAD, network, algo=algo, codec=Codec.BINARY,
+                mss=1000)  # fmt: skip
+    pair.run()
+    assert bytes(pair.delivered) == pair.data
+    return pair
+
+
+@pytest.mark.parametrize(("algo", "bound"), [("reno", 15), ("cubic", 100)])
+def test_late_originals_behind_a_queue_set_off_no_storm_of_resends(algo: str, bound: int) -> None:
+    # A standing queue (0.5 ms per datagram) and 2 % of datagrams held back: an original
+    # that arrives after its resend must not pass for the resend's delivery, or everything
+    # sent before that resend is deemed lost, and so on (once: all 300 chunks sent twice).
+    network = FakeNetwork(random.Random(3), reorder=0.02, spacing_s=0.0005)
+    sender = upload_over(network, algo).client.sender
+    assert sender is not None
+    assert sender.stats.retransmissions <= bound
+
+
+def test_a_jittery_path_widens_the_reordering_window() -> None:
+    # No loss at all, 4 ms of jitter: every resend is spurious. Reordering seen (and
+    # spurious resends) must widen the window so they stay rare.
+    resent = 0
+    for seed in range(8):
+        network = FakeNetwork(random.Random(seed), jitter_s=0.004, spacing_s=0.0001)
+        sender = upload_over(network, "reno").client.sender
+        assert sender is not None
+        resent += sender.stats.retransmissions
+    assert resent <= 60  # of 2 400 chunks sent once
