@@ -89,7 +89,7 @@ class ChatService:
         self.ctx = ctx
         self.config = ctx.config.chat
         self.store = ctx.store.chat
-        self.rooms = ChatRooms(self.store)
+        self.rooms = ChatRooms(self.store, outbox_max_bytes=self.config.outbox_max_bytes)
         self.upload_slots = trio.CapacityLimiter(self.config.max_concurrent_uploads)
         self.download_slots = trio.CapacityLimiter(self.config.max_concurrent_downloads)
         self.msg_rates = KeyedBuckets(self.config.msg_burst, self.config.msg_refill_s)

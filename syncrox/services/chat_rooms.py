@@ -40,6 +40,7 @@ logger = logging.getLogger("syncrox.chat")
 
 MAX_BATCH = 256
 MAX_PENDING_POSTS = 1024
+PUBLISH_PIECE_BYTES = 64 * 1024
 
 
 @dataclass(eq=False)
@@ -124,6 +125,23 @@ class _Post:
     result: RoomEvent | StoreError | None = None
 
 
+def join_in_pieces(lines: list[bytes], limit: int) -> list[bytes]:
+    """``lines`` joined in order into pieces of at most ``limit`` bytes (a longer line is
+    a piece of its own)."""
+    pieces: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) > limit:
+            pieces.append(b"".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        pieces.append(b"".join(current))
+    return pieces
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -131,8 +149,9 @@ def now_ms() -> int:
 class ChatRooms:
     """The live rooms of the chat service and its sequencer."""
 
-    def __init__(self, store: ChatStore) -> None:
+    def __init__(self, store: ChatStore, *, outbox_max_bytes: int) -> None:
         self._store = store
+        self._piece_bytes = max(min(PUBLISH_PIECE_BYTES, outbox_max_bytes // 4), 1)
         self._rooms: dict[str, ChatRoom] = {}
         self._posts, self._incoming = trio.open_memory_channel[_Post](MAX_PENDING_POSTS)
 
@@ -193,7 +212,10 @@ class ChatRooms:
             results = [exc] * len(batch)
         # One write per member per batch: the lines a batch adds to a room go out joined
         # (in id order), so a busy server, whose batches grow, makes fewer and larger
-        # writes instead of one system call per message per member.
+        # writes instead of one system call per message per member. Joined into pieces of
+        # at most ``piece_bytes`` (a quarter of a member's queue limit at most): the limit
+        # is checked per piece, and a member that keeps up must never be cut off because
+        # a batch was larger than the limit.
         lines: dict[ChatRoom, list[bytes]] = {}
         for post, result in zip(batch, results, strict=True):
             if isinstance(result, StoreError):
@@ -202,7 +224,8 @@ class ChatRooms:
                 post.room.last_id = result.id
                 lines.setdefault(post.room, []).append(encode_line(format_event(result)))
         for room, room_lines in lines.items():
-            room.publish(b"".join(room_lines))
+            for piece in join_in_pieces(room_lines, self._piece_bytes):
+                room.publish(piece)
         for post, result in zip(batch, results, strict=True):
             post.result = result
             post.done.set()
