@@ -330,6 +330,8 @@ class Connection:
     def _on_syn(self, packet: Packet, now: float) -> bool:
         if self.state is not State.IDLE:
             self._outbox.append(self._reply)  # a duplicate SYN: the same answer again
+            if self.state is State.SYN_RCVD:
+                self._last_heard = now  # the client is alive, still waiting for SYN-ACK
             return False
         if (packet.room, packet.filename) != (self.room, self.filename):
             self._fail(BAD_HANDSHAKE, "SYN names another room or file", now=now)
@@ -373,6 +375,7 @@ class Connection:
     def _on_syn_ack(self, packet: Packet, now: float) -> bool:
         if self.state is not State.SYN_SENT:
             self._outbox.append(self._reply)  # our handshake ACK was lost: repeat it
+            self._last_heard = now  # the server is alive, still retrying its SYN-ACK
             return False
         problem = self._check_syn_ack(packet)
         if problem:

@@ -274,3 +274,25 @@ def test_refused_datagrams_do_not_keep_a_dead_transfer_alive() -> None:
     assert client.state is State.FAILED
     assert client.failure is not None and client.failure[0] == "IDLE"
     assert now <= 5.0 + 1.0  # it expired on time, junk or not
+
+
+def test_a_server_still_retrying_its_syn_ack_keeps_the_client_waiting() -> None:
+    # Download: every handshake ACK of the client is lost, so the server keeps resending
+    # its SYN-ACK (for up to ~2 minutes). Each repeat proves the server alive: the client
+    # must not give up as idle meanwhile.
+    pair = download_pair()
+    client, server = pair.client, pair.server
+    client.connect(0.0)
+    server.receive(packets(client)[0], 0.0)
+    syn_ack = packets(server)[0]
+    assert client.receive(syn_ack, 0.01) is True
+    packets(client, 0.01)  # the handshake ACK, lost
+    now = 0.01
+    while now < 110.0:
+        now += 20.0
+        client.receive(syn_ack, now)  # a resend
+        deadline = client.get_timer()
+        if deadline is not None and deadline <= now:
+            client.handle_timer(now)
+        packets(client, now)
+        assert client.state is not State.FAILED, client.failure
