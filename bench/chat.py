@@ -13,7 +13,8 @@ Reported per step: offered and achieved deliveries per second and p50/p99/max de
 latency. The baseline, measured in this run on this machine: the same fan-out inside one
 Trio process (a producer and one task per subscriber over bounded memory channels, no
 sockets, no storage), run flat out. Target at 200 clients: >= 50 000 deliveries/s with
-p99 < 20 ms.
+p99 < 20 ms, judged at exactly that rate (250 messages/s); the steps at 300 (and, in a
+full run, 450) messages/s show what lies above it and are reported too (``above_*``).
 """
 
 from __future__ import annotations
@@ -270,9 +271,16 @@ def report(outcome: Outcome) -> None:
 def main() -> int:
     args = parser(__doc__.splitlines()[0]).parse_args()
     seconds = 4.0 if args.quick else 10.0
-    steps = [Step(50, 200.0, seconds), Step(TARGET_CLIENTS, 300.0, seconds)]
+    # The target is judged at exactly the target rate (250 messages/s to 200 clients is
+    # 50 000 deliveries/s); 300 and (full run) 450 messages/s show the headroom above it.
+    target_rate = TARGET_DELIVERIES_PER_S / TARGET_CLIENTS
+    steps = [
+        Step(50, 200.0, seconds),
+        Step(TARGET_CLIENTS, target_rate, seconds),
+        Step(TARGET_CLIENTS, 300.0, seconds),
+    ]
     if not args.quick:
-        steps.append(Step(TARGET_CLIENTS, 450.0, seconds))  # headroom above the target
+        steps.append(Step(TARGET_CLIENTS, 450.0, seconds))
     baseline_rate, baseline_p99 = trio_fan_out(TARGET_CLIENTS, 500 if args.quick else 2000)
     print(
         f"baseline: in-process Trio fan-out to {TARGET_CLIENTS} tasks: "
@@ -290,7 +298,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    target = outcomes[1]
+    target, above = outcomes[1], outcomes[2]
     complete = target.delivered == target.sent * target.step.clients
     met = (
         complete
@@ -304,6 +312,8 @@ def main() -> int:
             deliveries_per_s=target.delivered_per_s,
             p50_ms=target.p(0.5),
             p99_ms=target.p(0.99),
+            above_deliveries_per_s=above.delivered_per_s,
+            above_p99_ms=above.p(0.99),
             clients50_deliveries_per_s=outcomes[0].delivered_per_s,
             clients50_p99_ms=outcomes[0].p(0.99),
             baseline_deliveries_per_s=baseline_rate,
