@@ -23,7 +23,10 @@ chunk not yet overdue arms the reordering timer for the moment it would be. The 
 controller reacts once per window of data (``_recovery_end``). The dup-ACK threshold
 starts at 3 and rises when a chunk that was sent once turns up late (real reordering, not
 loss), so reordering does not trigger spurious fast retransmits; the time allowance widens
-with it.
+each round trip in which a resend proves spurious (its chunk arrived sooner than any RTT
+after the resend: the original it was). A resent chunk's own delivery is ambiguous (which
+copy arrived?) and moves the time rule's clock only when its earlier copy predates the
+last RTO.
 
 Timer: one retransmission timer (RFC 6298), restarted when the ACK advances, on a fast
 retransmit and on a timeout. A timeout backs the RTO off, tells the controller, and marks
