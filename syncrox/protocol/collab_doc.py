@@ -14,7 +14,10 @@ Theory of operation
   client's clocks, or deletes what the document has not seen, is refused and nothing of it
   is applied. pycrdt would otherwise keep such structs "pending" or, worse, integrate some
   of them into the text without ever emitting them, so that this replica, its snapshot and
-  its peers disagree. What pycrdt itself cannot decode is refused as well.
+  its peers disagree. What pycrdt itself cannot decode is refused as well (our reader
+  does not check everything pycrdt's decoder does, e.g. the JSON inside an embed); the
+  group's later updates, admitted on the premise that it would apply, are then read again
+  against what the document holds, so a valid edit is never refused for its neighbour.
 * **Limits.** The text (UTF-8 bytes) and the encoded state of the whole document (which
   also counts history and any other root types a client might add) are bounded. An
   update's bytes bound what it can add, so far from the limits a group is applied directly;
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pycrdt import Doc, Text, TransactionEvent, merge_updates
 
@@ -135,26 +138,42 @@ class _Replica:
     def _on_commit(self, event: TransactionEvent) -> None:
         self.emitted.append(event.update)
 
-    def integrate(self, updates: Sequence[tuple[int, bytes]]) -> list[Refusal]:
-        """Apply the ``(index, update)`` pairs in one transaction; return the refusals.
-        Once pycrdt refuses one, the rest are refused unapplied: they were admitted on the
-        premise that it would apply, and may depend on it."""
-        refusals: list[Refusal] = []
+    def integrate(
+        self, updates: Sequence[tuple[int, bytes]]
+    ) -> tuple[Refusal | None, list[tuple[int, bytes]]]:
+        """Apply the ``(index, update)`` pairs in one transaction until pycrdt refuses one
+        (it decodes an update whole before integrating any of it, so a refused update
+        changed nothing). Returns that refusal, or ``None``, and the pairs not tried."""
         current = 0
         try:
             with self.doc.transaction():
-                for current, update in updates:
-                    if refusals:
-                        refusals.append(Refusal(current, BAD_UPDATE, "follows a refused update"))
-                        continue
+                for position, (current, update) in enumerate(updates):
                     try:
                         self.doc.apply_update(update)
                     except (ValueError, RuntimeError) as exc:
-                        refusals.append(Refusal(current, BAD_UPDATE, _reason(exc)))
+                        refusal = Refusal(current, BAD_UPDATE, _reason(exc))
+                        return refusal, list(updates[position + 1 :])
         except BaseException as exc:
             if is_crdt_panic(exc):
                 raise CrdtFault(current) from None
             raise
+        return None, []
+
+    def integrate_admitted(self, admitted: Sequence[tuple[int, bytes]]) -> list[Refusal]:
+        """Apply admitted updates in order; return the refusals. When pycrdt refuses one,
+        the rest were admitted on the premise that it would apply: they are read again
+        against what the document now holds, and those that still may go on."""
+        refusals: list[Refusal] = []
+        pending = list(admitted)
+        while pending:
+            refused, rest = self.integrate(pending)
+            if refused is None:
+                break
+            refusals.append(refused)
+            again, refused_again = self.admissible([update for _, update in rest])
+            indices = [index for index, _ in rest]
+            refusals += [replace(r, index=indices[r.index]) for r in refused_again]
+            pending = [(indices[position], update) for position, update in again]
         return refusals
 
     def admissible(self, updates: Sequence[bytes]) -> tuple[list[tuple[int, bytes]], list[Refusal]]:
@@ -212,9 +231,9 @@ class DocumentCore:
         """Rebuild a document from its stored snapshot and log. Stored bytes that no longer
         apply raise ``ValueError`` (the store is damaged)."""
         core = cls(max_text_bytes=max_text_bytes, max_state_bytes=max_state_bytes)
-        refusals = core._replica.integrate(list(enumerate(updates)))
-        if refusals:
-            raise ValueError(f"stored update {refusals[0].index} is corrupt: {refusals[0].reason}")
+        refused, _ = core._replica.integrate(list(enumerate(updates)))
+        if refused is not None:
+            raise ValueError(f"stored update {refused.index} is corrupt: {refused.reason}")
         core._replica.take_emitted()
         core.measure()
         return core
@@ -269,7 +288,7 @@ class DocumentCore:
             too_large = self._beyond_limits(admitted)
             if too_large is not None:
                 return Applied(None, tuple(sorted([*refused, *too_large], key=lambda r: r.index)))
-        refused += self._replica.integrate(admitted)
+        refused += self._replica.integrate_admitted(admitted)
         update = self._replica.take_emitted()
         if update is not None:
             self._state_bytes += len(update)
@@ -279,7 +298,7 @@ class DocumentCore:
         """Try ``admitted`` on a copy: refusals for all of them if the document would grow
         beyond a limit, else ``None``."""
         trial = _copy(self._replica)
-        trial.integrate(admitted)
+        trial.integrate_admitted(admitted)
         after_text = len(trial.text)
         after_state = len(trial.doc.get_update())
         if not (

@@ -163,4 +163,4 @@ def test_a_crdt_panic_becomes_a_fault(monkeypatch: pytest.MonkeyPatch) -> None:
         doc.apply(updates)
     assert caught.value.index == 0
     monkeypatch.setattr(pycrdt.Doc, "apply_update", lambda self, update: None)
-    assert _Replica().integrate([(0, b"z")]) == []
+    assert _Replica().integrate([(0, b"z")]) == (None, [])
