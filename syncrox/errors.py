@@ -29,6 +29,7 @@ NOT_FOUND = "NOT_FOUND"
 NOT_MEMBER = "NOT_MEMBER"
 BAD_TOKEN = "BAD_TOKEN"  # noqa: S105 (an error code, not a secret)
 NAME_TAKEN = "NAME_TAKEN"
+DISPLACED = "DISPLACED"  # the name's token holder joined; this connection is closed
 RATE_LIMITED = "RATE_LIMITED"
 ROOMS_FULL = "ROOMS_FULL"
 ROOM_FULL = "ROOM_FULL"

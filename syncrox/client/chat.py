@@ -38,7 +38,7 @@ from syncrox.client.rooms import checked
 from syncrox.errors import (
     BAD_COMMAND,
     BUSY,
-    NAME_TAKEN,
+    DISPLACED,
     TIMEOUT,
     TOO_MANY_ERRORS,
     ProtocolError,
@@ -58,18 +58,16 @@ DEFAULT_KEEPALIVE_S = 60.0  # well inside the server's 300 s idle timeout
 # Errors that end the connection rather than answer a request, decided from how the server
 # sends each: it closes the connection right after ``OVERFLOW`` (the last line of an outbox
 # the client fell behind on), ``TIMEOUT`` (idle, or an image upload too slow: a fatal
-# refusal) and ``TOO_MANY_ERRORS`` (sent after the refusal of the last bad request). Every
-# other ``ERR`` answers one request and the connection stays usable.
-CONNECTION_ERRORS = frozenset({proto.OVERFLOW, TIMEOUT, TOO_MANY_ERRORS})
+# refusal), ``TOO_MANY_ERRORS`` (sent after the refusal of the last bad request) and
+# ``DISPLACED`` (the user name's token holder joined). Every other ``ERR`` answers one
+# request and the connection stays usable.
+CONNECTION_ERRORS = frozenset({proto.OVERFLOW, TIMEOUT, TOO_MANY_ERRORS, DISPLACED})
 # ``BUSY`` is both. The TCP layer (``syncrox.net.tcp``) refuses a connection beyond
 # ``max_connections`` with ``ERR BUSY too many connections, ...`` before reading anything,
 # then closes; the chat service answers an ``IMG`` with ``ERR BUSY too many image uploads
 # ...`` when every upload slot is taken, and goes on. So one of these before any other line
 # from the server refuses the connection; a later one answers the oldest pending request.
 CONNECT_REFUSALS = frozenset({BUSY})
-# ``NAME_TAKEN`` answers a ``HELLO``. At any other time it tells a connection that the
-# holder of its user name's token joined the room: the server closes it right after, so it
-# ends the connection instead of answering whatever request happens to be pending.
 
 
 @dataclass(frozen=True)
@@ -331,9 +329,7 @@ class ChatClient:
 
     def _on_error(self, code: str, text: str) -> None:
         refused_at_connect = code in CONNECT_REFUSALS and not self._heard
-        answers_hello = bool(self._pending) and self._pending[0].kind == "HELLO"
-        displaced = code == NAME_TAKEN and not answers_hello
-        if code in CONNECTION_ERRORS or refused_at_connect or displaced or not self._pending:
+        if code in CONNECTION_ERRORS or refused_at_connect or not self._pending:
             self.closed = Disconnected(code, text)
             return
         self._pending.popleft().fail(RequestRefused(code, text))

@@ -27,8 +27,8 @@ import trio
 
 from syncrox.errors import (
     BUSY,
+    DISPLACED,
     INTERNAL,
-    NAME_TAKEN,
     NOT_FOUND,
     NOT_MEMBER,
     RATE_LIMITED,
@@ -285,7 +285,7 @@ class ChatSession:
         if first:
             room.publish(encode_line(f"JOINED {me.user}"), exclude=me)
         for other in displaced:
-            other.outbox.close(format_error(NAME_TAKEN, f"{me.user} joined with its token"))
+            other.outbox.close(format_error(DISPLACED, f"{me.user} joined with its token"))
         self.errors = 0
         log_event(logger, "chat.join", room=room.code, user=me.user, peer=self.conn.peer)
         return True

@@ -11,7 +11,7 @@ import trio
 
 from syncrox.client.chat import ChatClient, Disconnected, describe, printable
 from syncrox.config import Config
-from syncrox.errors import BUSY, NAME_TAKEN, LocalProtocolError, ProtocolError, RequestRefused
+from syncrox.errors import BUSY, DISPLACED, LocalProtocolError, ProtocolError, RequestRefused
 from syncrox.protocol import chat as proto
 from tests.conftest import IO_TIMEOUT_S
 from tests.services.chat_helpers import (
@@ -211,22 +211,18 @@ def test_terminal_rendering_escapes_what_could_hijack_a_terminal() -> None:
     assert describe(Disconnected("OVERFLOW", "slow")) == "* disconnected: OVERFLOW slow"
 
 
-@pytest.mark.parametrize("pending", ["WHO", "HELLO"])
-async def test_name_taken_ends_the_connection_unless_it_answers_hello(pending: str) -> None:
-    # A connection displaced by its name's token holder gets ERR NAME_TAKEN, then the
-    # server closes it: a request pending then must fail with the connection, not be
-    # answered by that line as if the connection stayed usable.
-    reply = b"ERR NAME_TAKEN ann joined with its token\n"
+async def test_displaced_ends_the_connection_even_with_a_request_pending() -> None:
+    # A connection displaced by its name's token holder gets ERR DISPLACED, then the
+    # server closes it: a request pending then fails with the connection; the line is not
+    # taken for its answer as if the connection stayed usable.
+    reply = b"ERR DISPLACED ann joined with its token\n"
     with trio.fail_after(IO_TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(fake_server, reply)
             async with ChatClient.connect("127.0.0.1", port, keepalive_s=None) as client:
-                request = client.who() if pending == "WHO" else client.hello("ann", "1234")
                 with pytest.raises(ProtocolError) as info:
-                    await request
-                assert info.value.code == NAME_TAKEN
-                if pending == "WHO":
-                    assert client.closed == Disconnected(NAME_TAKEN, "ann joined with its token")
-                else:
-                    assert isinstance(info.value, RequestRefused) and client.closed is None
+                    await client.who()
+                assert info.value.code == DISPLACED
+                assert not isinstance(info.value, RequestRefused)
+                assert client.closed == Disconnected(DISPLACED, "ann joined with its token")
             nursery.cancel_scope.cancel()

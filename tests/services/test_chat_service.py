@@ -138,7 +138,7 @@ async def test_a_live_name_is_not_shared_but_a_token_holder_reclaims_it(
             token = await server.join_room(code, "sam")  # the real sam reserves the name
             async with server.client("sam", code, token) as owner:
                 gone = await next_event(squatter, Disconnected)
-                assert gone == Disconnected("NAME_TAKEN", "sam joined with its token")
+                assert gone == Disconnected("DISPLACED", "sam joined with its token")
                 async with server.client("sam", code, token) as owner_again:
                     assert await owner_again.who() == ["sam"]
                     await owner.send("same member, two connections")
