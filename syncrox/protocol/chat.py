@@ -37,6 +37,11 @@ from dataclasses import dataclass
 from typing import Final
 
 from syncrox.errors import BAD_ARGUMENT, BAD_COMMAND, RemoteProtocolError
+from syncrox.protocol.commands import COMMAND_WORD_MAX_CHARS
+
+# Re-exported: these commands are part of this protocol too.
+from syncrox.protocol.commands import Bye as Bye
+from syncrox.protocol.commands import Ping as Ping
 from syncrox.protocol.names import (
     validate_filename,
     validate_room_code,
@@ -49,7 +54,6 @@ ALREADY_JOINED: Final = "ALREADY_JOINED"
 BAD_IMAGE: Final = "BAD_IMAGE"
 OVERFLOW: Final = "OVERFLOW"
 
-COMMAND_WORD_MAX_CHARS = 16
 ID_MAX_DIGITS = 15  # ids, sizes and limits fit comfortably in SQLite's 64-bit integers
 SHA256_HEX_CHARS = 64
 HISTORY_DEFAULT_LIMIT = 50
@@ -103,16 +107,6 @@ class Who:
 
 @dataclass(frozen=True)
 class Typing:
-    pass
-
-
-@dataclass(frozen=True)
-class Ping:
-    pass
-
-
-@dataclass(frozen=True)
-class Bye:
     pass
 
 

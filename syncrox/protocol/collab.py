@@ -32,9 +32,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syncrox.errors import BAD_ARGUMENT, BAD_COMMAND, RemoteProtocolError
+from syncrox.protocol.commands import (
+    ADMISSION_ARITY,
+    ADMISSION_USAGE,
+    checked_command,
+    parse_admission,
+)
+
+# Re-exported: these commands are part of this protocol too.
+from syncrox.protocol.commands import Auth as Auth
+from syncrox.protocol.commands import Bye as Bye
+from syncrox.protocol.commands import Hello as Hello
+from syncrox.protocol.commands import Langs as Langs
+from syncrox.protocol.commands import Ping as Ping
 from syncrox.protocol.framing import parse_size
-from syncrox.protocol.names import validate_room_code, validate_token, validate_user
-from syncrox.protocol.rooms import split_command
+from syncrox.protocol.names import validate_room_code, validate_user
 
 BAD_LANGUAGE = "BAD_LANGUAGE"
 BAD_MESSAGE = "BAD_MESSAGE"  # a frame that is not well-formed y-protocols messages
@@ -74,23 +86,6 @@ def parse_language(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Hello:
-    user: str
-    room: str
-    token: str | None = None
-
-
-@dataclass(frozen=True)
-class Auth:
-    token: str
-
-
-@dataclass(frozen=True)
-class Langs:
-    pass
-
-
-@dataclass(frozen=True)
 class Open:
     language: str
 
@@ -102,22 +97,10 @@ class FrameHeader:
     size: int
 
 
-@dataclass(frozen=True)
-class Ping:
-    pass
-
-
-@dataclass(frozen=True)
-class Bye:
-    pass
-
-
 CollabCommand = Hello | Auth | Langs | Open | FrameHeader | Ping | Bye
 
 _ARITY: dict[str, tuple[int, int]] = {
-    "HELLO": (2, 3),
-    "AUTH": (1, 1),
-    "LANGS": (0, 0),
+    **ADMISSION_ARITY,
     "OPEN": (1, 1),
     "YMSG": (1, 1),
     "PING": (0, 0),
@@ -125,9 +108,7 @@ _ARITY: dict[str, tuple[int, int]] = {
 }
 
 _USAGE = {
-    "HELLO": "HELLO <user> <room> [<token>]",
-    "AUTH": "AUTH <token>",
-    "LANGS": "LANGS",
+    **ADMISSION_USAGE,
     "OPEN": "OPEN <lang>",
     "YMSG": "YMSG <size>",
     "PING": "PING",
@@ -138,23 +119,11 @@ _USAGE = {
 def parse_collab_command(line: str, *, max_frame_bytes: int) -> CollabCommand:
     """Parse one line from a client. A ``YMSG`` whose size cannot be trusted is *fatal*:
     its body's end is unknown, so the connection must close after the ``ERR``."""
-    word, args = split_command(line)
-    arity = _ARITY.get(word)
-    if arity is None:
-        raise RemoteProtocolError(
-            BAD_COMMAND, f"unknown command {word[:16]}; try {', '.join(_ARITY)}"
-        )
-    low, high = arity
-    if not low <= len(args) <= high:
-        raise RemoteProtocolError(BAD_ARGUMENT, f"usage: {_USAGE[word]}", fatal=word == "YMSG")
+    word, args = checked_command(line, _ARITY, _USAGE, fatal={"YMSG"})
+    admission = parse_admission(word, args)
+    if admission is not None:
+        return admission
     match word:
-        case "HELLO":
-            token = validate_token(args[2]) if len(args) == 3 else None
-            return Hello(validate_user(args[0]), validate_room_code(args[1]), token)
-        case "AUTH":
-            return Auth(validate_token(args[0]))
-        case "LANGS":
-            return Langs()
         case "OPEN":
             return Open(parse_language(args[0]))
         case "YMSG":

@@ -37,9 +37,21 @@ from syncrox.errors import (
     ProtocolError,
     RemoteProtocolError,
 )
+from syncrox.protocol.commands import (
+    ADMISSION_ARITY,
+    ADMISSION_USAGE,
+    checked_command,
+    parse_admission,
+)
+
+# Re-exported: these commands are part of this protocol too.
+from syncrox.protocol.commands import Auth as Auth
+from syncrox.protocol.commands import Bye as Bye
+from syncrox.protocol.commands import Hello as Hello
+from syncrox.protocol.commands import Langs as Langs
+from syncrox.protocol.commands import Ping as Ping
 from syncrox.protocol.framing import parse_size
-from syncrox.protocol.names import validate_room_code, validate_token, validate_user
-from syncrox.protocol.rooms import split_command
+from syncrox.protocol.names import validate_user
 from syncrox.sandbox.model import ExecResult, Language, Verdict
 
 BAD_LANGUAGE = "BAD_LANGUAGE"
@@ -51,23 +63,6 @@ STREAM_NAMES = ("diag", "stdout", "stderr")
 # What a client accepts in one listing / reply body before calling the server broken.
 MAX_LISTED = 10_000
 MAX_REPLY_BODY_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Hello:
-    user: str
-    room: str
-    token: str | None = None
-
-
-@dataclass(frozen=True)
-class Auth:
-    token: str
-
-
-@dataclass(frozen=True)
-class Langs:
-    pass
 
 
 @dataclass(frozen=True)
@@ -96,22 +91,10 @@ class Show:
     run_id: int
 
 
-@dataclass(frozen=True)
-class Ping:
-    pass
-
-
-@dataclass(frozen=True)
-class Bye:
-    pass
-
-
 ExecCommand = Hello | Auth | Langs | RunHeader | History | Show | Ping | Bye
 
 _USAGE = {
-    "HELLO": "HELLO <user> <room> [<token>]",
-    "AUTH": "AUTH <token>",
-    "LANGS": "LANGS",
+    **ADMISSION_USAGE,
     "RUN": "RUN <lang> <code_bytes> <stdin_bytes>",
     "HISTORY": "HISTORY [<limit>]",
     "SHOW": "SHOW <id>",
@@ -119,9 +102,7 @@ _USAGE = {
     "BYE": "BYE",
 }
 _ARITY = {
-    "HELLO": (2, 3),
-    "AUTH": (1, 1),
-    "LANGS": (0, 0),
+    **ADMISSION_ARITY,
     "RUN": (3, 3),
     "HISTORY": (0, 1),
     "SHOW": (1, 1),
@@ -134,20 +115,12 @@ def parse_exec_command(
     line: str, *, max_code_bytes: int, max_stdin_bytes: int, history_page_max: int
 ) -> ExecCommand:
     """Parse one client line; raise only ``RemoteProtocolError`` (fatal for a bad RUN)."""
-    word, args = split_command(line)
-    arity = _ARITY.get(word)
-    if arity is None:
-        raise RemoteProtocolError(BAD_COMMAND, f"unknown command; try {', '.join(_USAGE)}")
-    low, high = arity
-    if not low <= len(args) <= high:
-        # A RUN we cannot read announces bodies we cannot skip: closing is the only safe end.
-        raise RemoteProtocolError(BAD_ARGUMENT, f"usage: {_USAGE[word]}", fatal=word == "RUN")
+    # A RUN we cannot read announces bodies we cannot skip: closing is the only safe end.
+    word, args = checked_command(line, _ARITY, _USAGE, fatal={"RUN"})
+    admission = parse_admission(word, args)
+    if admission is not None:
+        return admission
     match word:
-        case "HELLO":
-            token = validate_token(args[2]) if len(args) == 3 else None
-            return Hello(validate_user(args[0]), validate_room_code(args[1]), token)
-        case "AUTH":
-            return Auth(validate_token(args[0]))
         case "RUN":
             return _run_header(args, max_code_bytes, max_stdin_bytes)
         case "HISTORY":
@@ -155,8 +128,6 @@ def parse_exec_command(
             return History(max(1, min(limit, history_page_max)))
         case "SHOW":
             return Show(_decimal(args[0], "id"))
-        case "LANGS":
-            return Langs()
         case "PING":
             return Ping()
         case _:

@@ -33,13 +33,17 @@ import hashlib
 from dataclasses import dataclass
 
 from syncrox.errors import BAD_ARGUMENT, BAD_COMMAND, RemoteProtocolError
+
+# Re-exported: these commands are part of this protocol too.
+from syncrox.protocol.commands import Bye as Bye
+from syncrox.protocol.commands import Ping as Ping
+from syncrox.protocol.commands import split_command
 from syncrox.protocol.names import (
     validate_filename,
     validate_room_code,
     validate_token,
     validate_user,
 )
-from syncrox.protocol.rooms import split_command
 from syncrox.protocol.rudp.packets import SESSION_ID_HEX_CHARS, SHA256_HEX_CHARS
 
 METRICS_FORMATS = ("csv", "qlog")
@@ -91,16 +95,6 @@ class ListTransfers:
 class Metrics:
     transfer_id: str
     format: str
-
-
-@dataclass(frozen=True)
-class Ping:
-    pass
-
-
-@dataclass(frozen=True)
-class Bye:
-    pass
 
 
 FilesCommand = (

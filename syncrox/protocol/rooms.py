@@ -18,10 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from syncrox.errors import BAD_ARGUMENT, BAD_COMMAND, RemoteProtocolError
-from syncrox.protocol.names import validate_room_code, validate_token, validate_user
+from syncrox.errors import BAD_COMMAND, RemoteProtocolError
 
-COMMAND_WORD_MAX_CHARS = 16
+# Re-exported: these commands are part of this protocol too.
+from syncrox.protocol.commands import Bye as Bye
+from syncrox.protocol.commands import Ping as Ping
+from syncrox.protocol.commands import checked_command
+from syncrox.protocol.names import validate_room_code, validate_token, validate_user
 
 
 @dataclass(frozen=True)
@@ -56,16 +59,6 @@ class Leave:
     token: str
 
 
-@dataclass(frozen=True)
-class Ping:
-    pass
-
-
-@dataclass(frozen=True)
-class Bye:
-    pass
-
-
 RoomsCommand = Create | Join | Exists | ListRooms | WhoAmI | Leave | Ping | Bye
 
 # command word -> (minimum args, maximum args)
@@ -92,26 +85,9 @@ _USAGE = {
 }
 
 
-def split_command(line: str) -> tuple[str, list[str]]:
-    """Split a command line into an upper-case word and its arguments."""
-    parts = line.split()
-    if not parts:
-        raise RemoteProtocolError(BAD_COMMAND, "empty line")
-    word = parts[0]
-    if len(word) > COMMAND_WORD_MAX_CHARS or not word.isascii() or not word.isalpha():
-        raise RemoteProtocolError(BAD_COMMAND, "a command starts with a word of letters")
-    return word.upper(), parts[1:]
-
-
 def parse_rooms_command(line: str) -> RoomsCommand:
     """Parse one line from a room-manager client; raise only ``RemoteProtocolError``."""
-    word, args = split_command(line)
-    arity = _ARITY.get(word)
-    if arity is None:
-        raise RemoteProtocolError(BAD_COMMAND, f"unknown command {word[:16]}; try {_known()}")
-    low, high = arity
-    if not low <= len(args) <= high:
-        raise RemoteProtocolError(BAD_ARGUMENT, f"usage: {_USAGE[word]}")
+    word, args = checked_command(line, _ARITY, _USAGE)
     return _build(word, args)
 
 
