@@ -38,7 +38,6 @@ that accepts nothing for ``idle_timeout_s`` fails with ``IDLE``.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
 from syncrox.errors import BAD_ARGUMENT, LocalProtocolError, RemoteProtocolError
@@ -55,6 +54,23 @@ from syncrox.protocol.rudp.packets import (
 from syncrox.protocol.rudp.receiver import Receiver
 from syncrox.protocol.rudp.rtt import RttEstimator
 from syncrox.protocol.rudp.sender import ChunkSource, EventHook, Sender
+from syncrox.protocol.rudp.states import (
+    CLIENT_INPUTS,
+    RECEIVER_INPUTS,
+    SENDER_INPUTS,
+    SERVER_INPUTS,
+    TERMINAL,
+    trigger_of,
+)
+
+# Re-exported: the state machine is part of this module's interface.
+from syncrox.protocol.rudp.states import TRANSITIONS as TRANSITIONS
+from syncrox.protocol.rudp.states import Direction as Direction
+from syncrox.protocol.rudp.states import Role as Role
+from syncrox.protocol.rudp.states import State as State
+from syncrox.protocol.rudp.states import Trigger as Trigger
+
+S, T = State, Trigger
 
 # RST reason codes
 TIMEOUT = "TIMEOUT"
@@ -69,87 +85,6 @@ STORE = "STORE"  # writing received chunks failed (disk full, ...)
 REFUSED = "REFUSED"  # the receiving edge refused the finished file (not stored)
 ACK_EVERY = 2  # in-order chunks per early ACK (as TCP's delayed ACK)
 EARLY_ACKS_PER_FLUSH = 2  # early ACKs per batch; the batch ends with one more
-
-
-class Role(enum.Enum):
-    CLIENT = "client"
-    SERVER = "server"
-
-
-class Direction(enum.Enum):
-    UPLOAD = "upload"  # the client sends the file
-    DOWNLOAD = "download"  # the server sends the file
-
-
-class State(enum.Enum):
-    IDLE = "IDLE"
-    SYN_SENT = "SYN_SENT"
-    SYN_RCVD = "SYN_RCVD"
-    ESTABLISHED = "ESTABLISHED"
-    FIN_SENT = "FIN_SENT"
-    FIN_RCVD = "FIN_RCVD"
-    TIME_WAIT = "TIME_WAIT"
-    CLOSED = "CLOSED"
-    FAILED = "FAILED"
-
-
-class Trigger(enum.Enum):
-    CONNECT = "connect"
-    SYN = "SYN"
-    SYN_ACK = "SYN-ACK"
-    HANDSHAKE_ACK = "ACK seq=0"
-    DATA = "DATA"
-    ACK = "ACK"
-    FIN = "FIN"
-    FIN_ACK = "FIN-ACK"
-    RST = "RST"
-    ALL_ACKED = "all acked"
-    COMMITTED = "committed"
-    TIMER = "timer"
-    GIVE_UP = "give up"
-
-
-S, T = State, Trigger
-_LIVE = (S.IDLE, S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.FIN_SENT, S.FIN_RCVD, S.TIME_WAIT)
-TRANSITIONS: dict[tuple[State, Trigger], State] = {
-    (S.IDLE, T.CONNECT): S.SYN_SENT,
-    (S.IDLE, T.SYN): S.SYN_RCVD,
-    (S.SYN_SENT, T.SYN_ACK): S.ESTABLISHED,
-    (S.SYN_SENT, T.TIMER): S.SYN_SENT,
-    (S.SYN_RCVD, T.SYN): S.SYN_RCVD,
-    (S.SYN_RCVD, T.TIMER): S.SYN_RCVD,
-    (S.SYN_RCVD, T.HANDSHAKE_ACK): S.ESTABLISHED,
-    (S.SYN_RCVD, T.DATA): S.ESTABLISHED,
-    (S.ESTABLISHED, T.SYN): S.ESTABLISHED,
-    (S.ESTABLISHED, T.SYN_ACK): S.ESTABLISHED,
-    (S.ESTABLISHED, T.HANDSHAKE_ACK): S.ESTABLISHED,
-    (S.ESTABLISHED, T.DATA): S.ESTABLISHED,
-    (S.ESTABLISHED, T.ACK): S.ESTABLISHED,
-    (S.ESTABLISHED, T.TIMER): S.ESTABLISHED,
-    (S.ESTABLISHED, T.ALL_ACKED): S.FIN_SENT,
-    (S.ESTABLISHED, T.FIN): S.FIN_RCVD,
-    (S.FIN_SENT, T.SYN_ACK): S.FIN_SENT,
-    (S.FIN_SENT, T.HANDSHAKE_ACK): S.FIN_SENT,
-    (S.FIN_SENT, T.ACK): S.FIN_SENT,
-    (S.FIN_SENT, T.TIMER): S.FIN_SENT,
-    (S.FIN_SENT, T.FIN_ACK): S.CLOSED,
-    (S.FIN_RCVD, T.SYN_ACK): S.FIN_RCVD,
-    (S.FIN_RCVD, T.DATA): S.FIN_RCVD,
-    (S.FIN_RCVD, T.FIN): S.FIN_RCVD,
-    (S.FIN_RCVD, T.COMMITTED): S.TIME_WAIT,
-    (S.TIME_WAIT, T.SYN_ACK): S.TIME_WAIT,
-    (S.TIME_WAIT, T.DATA): S.TIME_WAIT,
-    (S.TIME_WAIT, T.FIN): S.TIME_WAIT,
-    (S.TIME_WAIT, T.TIMER): S.CLOSED,
-    **{(state, T.RST): S.FAILED for state in _LIVE},
-    **{(state, T.GIVE_UP): S.FAILED for state in _LIVE},
-}
-TERMINAL = frozenset({S.CLOSED, S.FAILED})
-# Which end may receive which packet trigger at all, given who sends the data.
-_SENDER_INPUTS = frozenset({T.ACK, T.FIN_ACK})
-_RECEIVER_INPUTS = frozenset({T.DATA, T.FIN})
-_CLIENT_INPUTS = frozenset({T.SYN_ACK})
-_SERVER_INPUTS = frozenset({T.SYN, T.HANDSHAKE_ACK})
 
 
 @dataclass(frozen=True)
@@ -273,7 +208,7 @@ class Connection:
         valid for the current state (see the module docstring): only then may the edge
         reply to the address it came from."""
         self.stats.datagrams_in += 1
-        trigger = _trigger_of(packet)
+        trigger = trigger_of(packet)
         if not self._accepts(trigger) or (self.state, trigger) not in TRANSITIONS:
             self._drop(f"{trigger.value} in {self.state.value}")
             return False
@@ -291,13 +226,13 @@ class Connection:
         return accepted
 
     def _accepts(self, trigger: Trigger) -> bool:
-        if trigger in _SENDER_INPUTS and not self.sends_data:
+        if trigger in SENDER_INPUTS and not self.sends_data:
             return False
-        if trigger in _RECEIVER_INPUTS and self.sends_data:
+        if trigger in RECEIVER_INPUTS and self.sends_data:
             return False
-        if trigger in _CLIENT_INPUTS and self.role is not Role.CLIENT:
+        if trigger in CLIENT_INPUTS and self.role is not Role.CLIENT:
             return False
-        return not (trigger in _SERVER_INPUTS and self.role is not Role.SERVER)
+        return not (trigger in SERVER_INPUTS and self.role is not Role.SERVER)
 
     def _dispatch(self, trigger: Trigger, packet: Packet, now: float) -> bool:
         match trigger:
@@ -612,15 +547,3 @@ class Connection:
             self._outbox.append(
                 self._json.packet(Packet(PacketType.RST, self.session_id, error=code))
             )
-
-
-def _trigger_of(packet: Packet) -> Trigger:
-    match packet.type:
-        case PacketType.ACK:
-            return T.HANDSHAKE_ACK if packet.seq == 0 else T.ACK
-        case PacketType.SYN_ACK:
-            return T.SYN_ACK
-        case PacketType.FIN_ACK:
-            return T.FIN_ACK
-        case kind:
-            return Trigger[kind.name]
