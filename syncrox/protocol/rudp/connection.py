@@ -439,6 +439,10 @@ class Connection:
             return closing  # the edge is still verifying and storing; FIN-ACK follows
         if not self.receiver.complete or not closing:
             raise RemoteProtocolError(BAD_DATAGRAM, "FIN before every chunk arrived")
+        if self.state is State.SYN_RCVD:
+            # An empty upload has no DATA to prove the client got SYN-ACK if the handshake
+            # ACK was lost (and the client repeats its FIN, not that ACK): the FIN does.
+            self._establish()
         self.receiver.ack_due = self.receiver.echo > 0
         self._move(T.FIN)
         return True

@@ -130,9 +130,10 @@ def test_receiver_never_accepts_a_chunk_outside_the_file_or_of_the_wrong_length(
         Packet(PacketType.FIN, SESSION, seq=4),  # FIN before the data
     ):
         assert pair.server.receive(bad, 0.1) is False
-    # A DATA completes the handshake only if it is a chunk of this file, so the early FIN
-    # is not even legal yet: dropped rather than refused.
-    assert pair.server.stats.rejected == 3 and pair.server.stats.dropped == 1
+    # A DATA completes the handshake only if it is a chunk of this file, and a FIN only if
+    # every chunk arrived (an empty file): this early FIN is refused and completes nothing.
+    assert pair.server.stats.rejected == 4 and pair.server.stats.dropped == 0
+    assert pair.server.stats.reasons == {"BAD_DATAGRAM": 4}
     assert pair.server.receiver is not None and pair.server.receiver.ack == 0
     assert pair.server.state is State.SYN_RCVD
 
@@ -296,3 +297,22 @@ def test_a_server_still_retrying_its_syn_ack_keeps_the_client_waiting() -> None:
             client.handle_timer(now)
         packets(client, now)
         assert client.state is not State.FAILED, client.failure
+
+
+def test_an_empty_upload_whose_handshake_ack_is_lost_still_closes() -> None:
+    # No DATA can prove the client got SYN-ACK, and on a repeated SYN-ACK the client
+    # repeats its FIN: the FIN itself must establish the session (found by Hypothesis).
+    pair = Pair(b"", Direction.UPLOAD, FakeNetwork(random.Random(1)), mss=1000)
+    client, server = pair.client, pair.server
+    client.connect(0.0)
+    server.receive(packets(client)[0], 0.0)
+    assert client.receive(packets(server)[0], 0.01) is True
+    sent = packets(client, 0.01)
+    assert [p.type for p in sent] == [PacketType.ACK, PacketType.FIN]  # the ACK is lost
+    assert server.state is State.SYN_RCVD
+    assert server.receive(sent[1], 0.02) is True
+    assert server.state is State.FIN_RCVD
+    server.commit(0.02)
+    [fin_ack] = packets(server, 0.02)
+    assert client.receive(fin_ack, 0.03) is True
+    assert client.state is State.CLOSED and server.state is State.TIME_WAIT
