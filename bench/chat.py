@@ -26,12 +26,11 @@ import multiprocessing.connection
 import random
 import selectors
 import socket
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 
-from bench.common import cpu_seconds, parser, percentile, result_line, serve_services, start_server
+from bench.common import bench_main, cpu_seconds, parser, percentile, result_line, start_server
 
 CLIENT_PROCESSES = 2
 TARGET_CLIENTS = 200
@@ -328,7 +327,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        serve_services(sys.argv[2], "chat")
-    else:
-        sys.exit(main())
+    bench_main(main, "chat")

@@ -39,7 +39,6 @@ Targets: server CPU <= 2 x bare pycrdt; p99 edit-to-peer < 50 ms.
 from __future__ import annotations
 
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -48,7 +47,7 @@ from dataclasses import dataclass
 import trio
 from pycrdt import Doc, Text, TransactionEvent
 
-from bench.common import cpu_seconds, parser, percentile, result_line, serve_services, start_server
+from bench.common import bench_main, cpu_seconds, parser, percentile, result_line, start_server
 from syncrox.client.collab import CollabClient, tcp_connector
 from syncrox.config import CollabConfig
 from syncrox.errors import RemoteProtocolError
@@ -509,7 +508,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        serve_services(sys.argv[2], "collab")
-    else:
-        sys.exit(main())
+    bench_main(main, "collab")

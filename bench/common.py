@@ -17,7 +17,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -80,6 +80,15 @@ def serve_services(data_dir: str, service: str) -> None:
                 print(json.dumps(bound), flush=True)
 
     trio.run(main)
+
+
+def bench_main(main: Callable[[], int], service: str) -> None:
+    """A benchmark's entry point: ``--serve DIR`` runs its server process (see
+    ``start_server``), anything else runs the benchmark itself."""
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        serve_services(sys.argv[2], service)
+    else:
+        sys.exit(main())
 
 
 def start_server(module: str, data_dir: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
