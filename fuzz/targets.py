@@ -20,6 +20,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "rudp_binary": targets_files.rudp_binary,
     "rudp_session": targets_files.rudp_session,
     "files_command": targets_files.files_command,
+    "files_events": targets_files.files_events,
     "exec_request": targets_exec.exec_request,
     "exec_reply": targets_exec.exec_reply,
     "docker_stream": targets_exec.docker_stream,

@@ -1,6 +1,6 @@
 """Fuzz targets of the file service: both reliable-UDP codecs, a server session fed
-arbitrary datagrams, and File Control's command parser. Each returns or raises
-``ProtocolError``; anything else is a bug.
+arbitrary datagrams, File Control's command parser and its EVENTS report body. Each
+returns or raises ``ProtocolError``; anything else is a bug.
 
 Decoded packets must survive a round trip through their encoder unchanged, so nothing a
 peer can send is understood differently after we re-send it.
@@ -13,6 +13,7 @@ import dataclasses
 from fuzz.targets_foundation import _drain
 from syncrox.errors import ProtocolError
 from syncrox.protocol.files import parse_files_command
+from syncrox.protocol.files_events import encode_event_report, parse_event_report
 from syncrox.protocol.framing import FrameBuffer
 from syncrox.protocol.rudp.codec import (
     BINARY_MAGIC,
@@ -92,3 +93,12 @@ def files_command(data: bytes) -> None:
             parse_files_command(line, max_file_bytes=1 << 30)
         except ProtocolError:
             pass
+
+
+def files_events(data: bytes) -> None:
+    """A report the parser takes re-encodes to events that read back the same."""
+    try:
+        events = parse_event_report(data, max_events=1000)
+    except ProtocolError:
+        return
+    assert parse_event_report(encode_event_report(events, 0.0), max_events=1000) == events

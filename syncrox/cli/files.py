@@ -213,6 +213,11 @@ def _print_summary(result: TransferResult) -> None:
         + (f"  resumed from {result.resumed_bytes} bytes" if result.resumed_bytes else "")
     )
     print(f"  transfer id {result.transfer_id}")
+    if result.report_failure is not None:
+        code, text = result.report_failure
+        print(f"  congestion events not stored on the server: {code} {text}", file=sys.stderr)
+    elif result.events_reported:
+        print(f"  {result.events_reported} congestion events stored on the server (METRICS)")
 
 
 def _write_metrics(path: Path, result: TransferResult, room: str) -> None:

@@ -23,11 +23,19 @@ import trio
 
 from syncrox.client.lines import LineClient
 from syncrox.client.rooms import checked
-from syncrox.errors import BAD_ARGUMENT, LocalProtocolError, RemoteProtocolError, StoreError
+from syncrox.config import FilesConfig
+from syncrox.errors import (
+    BAD_ARGUMENT,
+    LocalProtocolError,
+    RemoteProtocolError,
+    RequestRefused,
+    StoreError,
+)
 from syncrox.net.datagram import Address, DatagramTransport, UdpTransport
 from syncrox.net.transfer import DatagramRouter, TransferSession, wall_clock_offset_s
 from syncrox.netem import EmulatedPath, NetemConfig
 from syncrox.protocol import files as proto
+from syncrox.protocol.files_events import encode_event_report, select_for_report
 from syncrox.protocol.names import validate_filename, validate_room_code, validate_user
 from syncrox.protocol.names import validate_token as check_token
 from syncrox.protocol.rudp.connection import (
@@ -46,6 +54,9 @@ HASH_BLOCK_BYTES = 1 << 20
 CLIENT_LINGER_S = 2.0  # re-answer a repeated FIN this long after a download completed
 PROGRESS_INTERVAL_S = 0.1
 MAX_CLIENT_EVENTS = 200_000
+# A report stays within the server's default cap (a server configured lower refuses it).
+REPORT_MAX_EVENTS = FilesConfig().max_events_per_transfer
+REPORT_TIMEOUT_S = 30.0
 Progress = Callable[[int, int], None]
 
 
@@ -96,6 +107,18 @@ class FilesClient(LineClient):
             raise RemoteProtocolError("BAD_COMMAND", "metrics in another format than asked")
         return await self.conn.receive_body(size)
 
+    async def report_events(
+        self, session_id: str, events: list[TransferEvent], origin_s: float
+    ) -> int:
+        """Report an upload's congestion events (``EVENTS``); ``origin_s`` is when its ticket
+        arrived, on the events' clock. Returns how many the server stored."""
+        chosen = select_for_report(events, REPORT_MAX_EVENTS)
+        body = encode_event_report(chosen, origin_s)
+        line = f"EVENTS {proto.check_session_id(session_id, 'a session id')} {len(body)}\n"
+        await self.conn.send(line.encode("ascii") + body)
+        _, stored = proto.parse_events_reply(await self.receive_reply())
+        return stored
+
     async def bye(self) -> None:
         await self.request("BYE")
 
@@ -131,6 +154,8 @@ class TransferResult:
     # Event times are Trio's clock (arbitrary origin); add this for Unix epoch seconds.
     events: list[TransferEvent] = field(default_factory=list)
     clock_offset_s: float = 0.0
+    events_reported: int = 0  # an upload's events the server stored (EVENTS)
+    report_failure: tuple[str, str] | None = None  # why the server refused them
 
     @property
     def goodput_bytes_per_s(self) -> float:
@@ -250,6 +275,7 @@ async def upload(
     name = checked(validate_filename, name or path.name)
     size, digest = await trio.to_thread.run_sync(file_digest, path)
     ticket = await client.upload_ticket(size, digest, name)
+    ticket_at = trio.current_time()
     source = _Source(path)
     try:
         conn = _client_connection(
@@ -264,7 +290,25 @@ async def upload(
     if not result.ok and result.failure and result.failure[0] == UNCONFIRMED:
         stored = await client.list_files()
         result.ok = any(f.name == name and f.sha256 == digest for f in stored)
+    if result.events:
+        await _report(client, result, ticket_at)
     return result
+
+
+async def _report(client: FilesClient, result: TransferResult, ticket_at: float) -> None:
+    """Give the server this upload's events, for METRICS: best effort, the file is what
+    counts. A refusal is kept in the result; so is no answer within ``REPORT_TIMEOUT_S``
+    (the connection may then still receive that late answer: close it). A lost connection
+    still raises."""
+    with trio.move_on_after(REPORT_TIMEOUT_S):
+        try:
+            result.events_reported = await client.report_events(
+                result.session_id, result.events, ticket_at
+            )
+        except RequestRefused as exc:
+            result.report_failure = (exc.code, exc.message)
+        return
+    result.report_failure = ("TIMEOUT", f"no answer to EVENTS in {REPORT_TIMEOUT_S:g} s")
 
 
 async def download(

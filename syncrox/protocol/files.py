@@ -10,6 +10,8 @@
     TRANSFERS                         -> TRANSFERS <n>, then n x TRANSFER <id> <direction>
                                          <status> <algo> <codec> <size> <unix> <name>
     METRICS <transfer_id> csv|qlog    -> METRICS <format> <bytes>, then exactly <bytes> bytes
+    EVENTS <session_id> <bytes>, then exactly <bytes> bytes (an upload's events, once)
+                                      -> OK EVENTS <transfer_id> <n>
     PING                              -> PONG
     BYE                               -> OK BYE
     anything wrong                    -> ERR <code> <text>
@@ -97,8 +99,27 @@ class Metrics:
     format: str
 
 
+@dataclass(frozen=True)
+class ReportEvents:
+    """An uploading client's congestion events (``syncrox.protocol.files_events``); the
+    body of ``size`` bytes follows the line."""
+
+    session_id: str
+    size: int
+
+
 FilesCommand = (
-    Hello | Auth | ListFiles | Upload | Download | Delete | ListTransfers | Metrics | Ping | Bye
+    Hello
+    | Auth
+    | ListFiles
+    | Upload
+    | Download
+    | Delete
+    | ListTransfers
+    | Metrics
+    | ReportEvents
+    | Ping
+    | Bye
 )
 ADMISSION_FREE = (Hello, Auth, Ping, Bye)
 _USAGE = {
@@ -110,6 +131,7 @@ _USAGE = {
     "DELETE": "DELETE <name>",
     "TRANSFERS": "TRANSFERS",
     "METRICS": "METRICS <transfer_id> csv|qlog",
+    "EVENTS": "EVENTS <session_id> <bytes>",
     "PING": "PING",
     "BYE": "BYE",
 }
@@ -151,6 +173,10 @@ def _parse_words(word: str, args: list[str]) -> FilesCommand:
             if fmt.lower() not in METRICS_FORMATS:
                 raise RemoteProtocolError(BAD_ARGUMENT, "format must be csv or qlog")
             return Metrics(check_session_id(transfer_id), fmt.lower())
+        case "EVENTS", [session_id, size]:
+            if not size.isascii() or not size.isdigit() or len(size) > MAX_SIZE_DIGITS:
+                raise RemoteProtocolError(BAD_ARGUMENT, "size must be a decimal byte count")
+            return ReportEvents(check_session_id(session_id, "a session id"), int(size))
         case "PING", []:
             return Ping()
         case "BYE", []:
@@ -190,9 +216,9 @@ def check_sha256(text: str) -> str:
     return text
 
 
-def check_session_id(text: str) -> str:
+def check_session_id(text: str, what: str = "a transfer id") -> str:
     if len(text) != SESSION_ID_HEX_CHARS or not set(text) <= _HEX:
-        raise RemoteProtocolError(BAD_ARGUMENT, "a transfer id is 32 lower-case hex digits")
+        raise RemoteProtocolError(BAD_ARGUMENT, f"{what} is 32 lower-case hex digits")
     return text
 
 
@@ -288,6 +314,14 @@ def parse_transfer(line: str) -> TransferEntry:
         check_session_id(tid), direction, status, algo, codec, _number(size), _number(started),
         validate_filename(name),
     )  # fmt: skip
+
+
+def parse_events_reply(line: str) -> tuple[str, int]:
+    """``OK EVENTS <transfer_id> <n>``: the transfer the events were stored for, how many."""
+    word, transfer_id, count = _fields(line, "OK", 3)
+    if word != "EVENTS":
+        raise RemoteProtocolError(BAD_COMMAND, f"expected an OK EVENTS reply, got {line[:60]!r}")
+    return check_session_id(transfer_id), _number(count)
 
 
 def parse_metrics_header(line: str) -> tuple[str, int]:

@@ -6,6 +6,12 @@ From then on every command concerns that room only: rooms are isolated because n
 this channel can name another one. ``UPLOAD`` and ``DOWNLOAD`` answer with the
 ``session_id`` the UDP handshake must carry; the data itself flows on File Data (UDP 9011,
 ``syncrox.services.files_udp``). The grammar lives in ``syncrox.protocol.files``.
+
+Congestion events: the server records its own for downloads (it is the data sender); an
+uploading client reports its own afterwards with ``EVENTS`` (``syncrox.protocol.files_events``),
+so ``METRICS`` has every transfer's. A report needs the transfer's session id (only the
+client that asked for the ticket has it), is bounded by the per-transfer event cap, and is
+taken once.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from contextlib import AsyncExitStack
 
 import trio
 
-from syncrox.errors import NOT_FOUND, NOT_MEMBER, LocalProtocolError
+from syncrox.errors import BAD_ARGUMENT, NOT_FOUND, NOT_MEMBER, TOO_LARGE, LocalProtocolError
 from syncrox.net.datagram import UdpTransport
 from syncrox.net.lines import LineConnection
 from syncrox.net.tcp import line_loop, serve_tcp
 from syncrox.protocol import files as proto
+from syncrox.protocol.files_events import max_report_bytes, parse_event_report
 from syncrox.services.context import BoundPorts, ServiceContext
-from syncrox.services.files_export import to_csv, to_qlog
+from syncrox.services.files_export import event_row, to_csv, to_qlog
 from syncrox.services.files_udp import FileData
 from syncrox.services.registry import Member
 
@@ -73,6 +80,9 @@ class FilesSession:
         )
         if isinstance(command, proto.Metrics):
             await self._send_metrics(command)
+            return True
+        if isinstance(command, proto.ReportEvents):
+            await self.conn.send_line(await self._take_report(command))
             return True
         if isinstance(command, proto.ListFiles | proto.ListTransfers):
             await self.conn.send_lines(await self._listing(command))
@@ -146,5 +156,39 @@ class FilesSession:
         if command.format == "csv":
             body = to_csv(transfer, rows)
         else:
-            body = to_qlog(transfer, rows, vantage="server")
+            # An upload's events are its client's report: the client's vantage point.
+            vantage = "client" if transfer.direction == "upload" else "server"
+            body = to_qlog(transfer, rows, vantage=vantage)
         await self.conn.send(f"METRICS {command.format} {len(body)}\n".encode() + body)
+
+    async def _take_report(self, command: proto.ReportEvents) -> str:
+        # The body's bytes follow the line whatever the answer, and cannot be skipped
+        # without reading them: refusals before the body is read close the connection.
+        if self.member is None:
+            raise LocalProtocolError(
+                NOT_MEMBER, "say HELLO <code> <user> [<token>] first", fatal=True
+            )
+        limit = self.ctx.config.files.max_events_per_transfer
+        if command.size > max_report_bytes(limit):
+            raise LocalProtocolError(
+                TOO_LARGE, f"an event report is at most {max_report_bytes(limit)} bytes",
+                fatal=True,
+            )  # fmt: skip
+        with trio.move_on_after(self.ctx.config.tcp.idle_timeout_s) as idle:
+            body = await self.conn.receive_body(command.size)
+        if idle.cancelled_caught:
+            raise LocalProtocolError(BAD_ARGUMENT, "the event report stopped short", fatal=True)
+        events = parse_event_report(body, max_events=limit)
+        files = self.ctx.store.files
+        transfer = await files.get_transfer(proto.transfer_id_of(command.session_id))
+        if transfer is None or transfer.room != self.member.code:
+            raise LocalProtocolError(NOT_FOUND, "no such transfer in this room")
+        if transfer.direction != "upload":
+            raise LocalProtocolError(
+                BAD_ARGUMENT, "only an upload's events are reported: the server sends downloads"
+            )
+        # Times are seconds since the ticket: place them on the server's own clock.
+        rows = [event_row(event, transfer.started_at) for event in events]
+        if not await files.add_reported_events(transfer.id, rows):
+            raise LocalProtocolError(BAD_ARGUMENT, "this transfer's events are already stored")
+        return f"OK EVENTS {transfer.id} {len(rows)}"

@@ -48,7 +48,7 @@ from syncrox.net.datagram import DatagramTransport
 from syncrox.net.transfer import DatagramRouter, TransferSession, wall_clock_offset_s
 from syncrox.protocol.files import SessionTicket, Upload, transfer_id_of
 from syncrox.protocol.rudp.connection import UNCONFIRMED, Connection, Direction, Limits, Role
-from syncrox.protocol.rudp.events import EventKind, TransferEvent
+from syncrox.protocol.rudp.events import ROUTINE_KINDS, TransferEvent
 from syncrox.protocol.rudp.packets import Codec
 from syncrox.services.files_export import event_row
 from syncrox.services.registry import Member
@@ -85,8 +85,7 @@ class EventRecorder:
         self.offset_s = wall_clock_offset_s()
 
     def __call__(self, event: TransferEvent) -> None:
-        routine = event.kind in (EventKind.ACK, EventKind.DUP_ACK)
-        if self.count >= self.max_events and routine:
+        if self.count >= self.max_events and event.kind in ROUTINE_KINDS:
             self.dropped += 1  # beyond the cap, only the rare, telling events are kept
             return
         self.count += 1

@@ -140,6 +140,10 @@ class FileStore(Protocol):
         self, transfer_id: str, first_idx: int, rows: Sequence[EventRow]
     ) -> None: ...  # fmt: skip
 
+    async def add_reported_events(self, transfer_id: str, rows: Sequence[EventRow]) -> bool:
+        """Store a client's report as the transfer's events, unless it already has some
+        (a report is taken once); ``False`` then, and nothing changes."""
+
     async def get_transfer(self, transfer_id: str) -> TransferRecord | None: ...
 
     async def list_transfers(self, room: str, limit: int) -> list[TransferRecord]: ...
@@ -255,21 +259,23 @@ class SqliteFileStore:
         await self._db.run(update)
 
     async def add_events(self, transfer_id: str, first_idx: int, rows: Sequence[EventRow]) -> None:
-        values = [
-            (transfer_id, first_idx + i, r.ts, r.event, r.seq, r.bytes, r.rtt_ms, r.srtt_ms,
-             r.rttvar_ms, r.rto_ms, r.cwnd, r.ssthresh, r.in_flight, r.rwnd)
-            for i, r in enumerate(rows)
-        ]  # fmt: skip
-
         def insert(conn: sqlite3.Connection) -> None:
             with transaction(conn):
-                conn.executemany(
-                    f"INSERT OR IGNORE INTO transfer_events (transfer_id, idx, {_EVENT_COLUMNS})"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    values,
-                )
+                _insert_events(conn, transfer_id, first_idx, rows)
 
         await self._db.run(insert)
+
+    async def add_reported_events(self, transfer_id: str, rows: Sequence[EventRow]) -> bool:
+        def insert_once(conn: sqlite3.Connection) -> bool:
+            with transaction(conn):
+                if conn.execute(
+                    "SELECT 1 FROM transfer_events WHERE transfer_id = ? LIMIT 1", (transfer_id,)
+                ).fetchone():
+                    return False
+                _insert_events(conn, transfer_id, 0, rows)
+                return True
+
+        return await self._db.run(insert_once)
 
     async def get_transfer(self, transfer_id: str) -> TransferRecord | None:
         row = await self._db.run(
@@ -306,3 +312,18 @@ def unreferenced_blobs(blobs: BlobStore, referenced: set[str]) -> list[str]:
         if is_digest(path.name) and path.name not in referenced:
             found.append(path.name)
     return found
+
+
+def _insert_events(
+    conn: sqlite3.Connection, transfer_id: str, first_idx: int, rows: Sequence[EventRow]
+) -> None:
+    values = [
+        (transfer_id, first_idx + i, r.ts, r.event, r.seq, r.bytes, r.rtt_ms, r.srtt_ms,
+         r.rttvar_ms, r.rto_ms, r.cwnd, r.ssthresh, r.in_flight, r.rwnd)
+        for i, r in enumerate(rows)
+    ]  # fmt: skip
+    conn.executemany(
+        f"INSERT OR IGNORE INTO transfer_events (transfer_id, idx, {_EVENT_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        values,
+    )

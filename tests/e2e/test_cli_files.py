@@ -74,6 +74,13 @@ def test_send_list_get_compare(tmp_path: Path) -> None:
         assert upload_id == transfer_id  # the id `send` printed is the one METRICS takes
         exported = cli("files", "metrics", upload_id, "--format", "csv", *me)
         assert exported.returncode == 0 and exported.stdout.startswith("ts,room,file")
+        # `send` reported the uploader's events: the server has the same ones (its stamps
+        # are the ticket's time on its clock plus the client's offsets, same machine here).
+        stored = list(csv.DictReader(exported.stdout.splitlines()))
+        assert f"{len(rows)} congestion events stored on the server" in sent.stdout
+        assert [r["event"] for r in stored] == [r["event"] for r in rows]
+        assert [r["cwnd"] for r in stored] == [r["cwnd"] for r in rows]
+        assert all(before - 1 <= float(r["ts"]) <= after + 1 for r in stored)
 
         missing = cli("get", "nope.txt", "--output", str(tmp_path / "x"), *me)
         assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr

@@ -24,6 +24,11 @@ class EventKind(enum.Enum):
     FAILED = "FAILED"  # the transfer gave up
 
 
+# Frequent and individually unremarkable: beyond a transfer's event cap only the others
+# (fast retransmits, timeouts, recovery, probes, start and end) are still kept.
+ROUTINE_KINDS = frozenset({EventKind.ACK, EventKind.DUP_ACK, EventKind.RWND_CHANGE})
+
+
 @dataclass(frozen=True, slots=True)
 class TransferEvent:
     time_s: float
