@@ -274,6 +274,7 @@ async def upload(
 ) -> TransferResult:
     name = checked(validate_filename, name or path.name)
     size, digest = await trio.to_thread.run_sync(file_digest, path)
+    asked_at = trio.current_time()
     ticket = await client.upload_ticket(size, digest, name)
     ticket_at = trio.current_time()
     source = _Source(path)
@@ -283,7 +284,10 @@ async def upload(
         )
         conn.size, conn.sha256 = size, digest
         source.conn = conn
-        result = await _run(conn, source, host, ticket, options=options, progress=progress)
+        result = await _run(
+            conn, source, host, ticket, options=options, progress=progress,
+            control_rtt_s=ticket_at - asked_at,
+        )  # fmt: skip
     finally:
         source.close()
     result.resumed_bytes = min(conn.resume_chunks * conn.mss, size)
@@ -320,14 +324,19 @@ async def download(
     *,
     progress: Progress | None = None,
 ) -> TransferResult:
+    asked_at = trio.current_time()
     ticket = await client.download_ticket(name)
+    control_rtt_s = trio.current_time() - asked_at
     sink = _FileSink(output, ticket)
     try:
         conn = _client_connection(
             Direction.DOWNLOAD, ticket, client.room, name, options, resume_bytes=sink.resume_bytes
         )
         sink.conn = conn
-        result = await _run(conn, sink, host, ticket, options=options, progress=progress)
+        result = await _run(
+            conn, sink, host, ticket, options=options, progress=progress,
+            control_rtt_s=control_rtt_s,
+        )  # fmt: skip
     finally:
         sink.close()
     result.resumed_bytes = sink.resume_bytes
@@ -368,7 +377,12 @@ async def _run(
     *,
     options: TransferOptions,
     progress: Progress | None,
+    control_rtt_s: float,
 ) -> TransferResult:
+    """Run one transfer. ``control_rtt_s``: how long the ticket took to come, a round trip
+    to the same server (with its processing) that times the SYN (``Connection.connect``).
+    Emulated delays apply to UDP only, so with ``--delay`` beyond it a SYN may be resent
+    needlessly: harmless, the handshake takes duplicates."""
     server = await _resolve(host, options.udp_port or ticket.udp_port)
     transport: DatagramTransport = UdpTransport.bind(_wildcard(server), 0)
     started = trio.current_time()
@@ -385,7 +399,7 @@ async def _run(
             if progress is not None:
                 nursery.start_soon(_report_progress, conn, ticket.size, progress)
             nursery.start_soon(session.run)
-            conn.connect(trio.current_time())
+            conn.connect(trio.current_time(), path_rtt_s=control_rtt_s)
             await session.flush(trio.current_time())
             await session.settled.wait()
             elapsed = trio.current_time() - started

@@ -17,6 +17,7 @@ from syncrox.client.rooms import RoomsClient
 from syncrox.errors import RequestRefused
 from syncrox.netem import NetemConfig
 from syncrox.protocol.files import transfer_id_of
+from syncrox.protocol.rudp.connection import Connection
 from syncrox.protocol.rudp.packets import Codec
 from syncrox.services.context import BoundPorts
 from syncrox.store.blobs import BlobStore, BlobWriter
@@ -319,3 +320,24 @@ async def test_transfers_lists_public_ids_never_the_session_secret(
             with pytest.raises(RequestRefused) as refused:
                 await bob.metrics(result.session_id, "csv")
             assert refused.value.code == "NOT_FOUND"
+
+
+async def test_the_ticket_round_trip_times_the_syn(
+    services: BoundPorts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[float | None] = []
+    connect = Connection.connect
+
+    def spy(self: Connection, now: float, *, path_rtt_s: float | None = None) -> None:
+        seen.append(path_rtt_s)
+        connect(self, now, path_rtt_s=path_rtt_s)
+
+    monkeypatch.setattr(Connection, "connect", spy)
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            sent = await upload(files, HOST, make_file(tmp_path, "t.bin", 5000), TransferOptions())
+            got = await download(files, HOST, "t.bin", tmp_path / "copy", TransferOptions())
+            assert sent.ok and got.ok
+    assert len(seen) == 2 and all(rtt is not None and 0 < rtt < 1 for rtt in seen)

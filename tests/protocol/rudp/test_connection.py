@@ -316,3 +316,27 @@ def test_an_empty_upload_whose_handshake_ack_is_lost_still_closes() -> None:
     [fin_ack] = packets(server, 0.02)
     assert client.receive(fin_ack, 0.03) is True
     assert client.state is State.CLOSED and server.state is State.TIME_WAIT
+
+
+def syn_resend_times(path_rtt_s: float | None, resends: int = 3) -> list[float]:
+    """When an unanswered SYN goes out again, each time."""
+    pair = download_pair()
+    pair.client.connect(0.0, path_rtt_s=path_rtt_s)
+    [syn] = packets(pair.client)
+    times = []
+    for _ in range(resends):
+        timer = pair.client.get_timer()
+        assert timer is not None
+        pair.client.handle_timer(timer)
+        assert packets(pair.client, timer) == [syn]
+        times.append(round(timer, 6))
+    return times
+
+
+def test_a_measured_round_trip_times_the_syn() -> None:
+    # RFC 6298's first sample: RTO = R + 4·R/2 = 3R, within [RTO floor, 1 s], doubling.
+    assert syn_resend_times(None) == [1.0, 3.0, 7.0]
+    assert syn_resend_times(0.002) == [0.2, 0.6, 1.4]  # a near server: the 200 ms floor
+    assert syn_resend_times(0.1) == [0.3, 0.9, 2.1]
+    assert syn_resend_times(0.5) == [1.0, 3.0, 7.0]  # never slower than without it
+    assert syn_resend_times(float("nan")) == syn_resend_times(-1.0) == [1.0, 3.0, 7.0]
