@@ -60,6 +60,7 @@ MAX_DUPTHRESH = 16
 EARLY_RETRANSMIT_BELOW = 4  # RFC 5827: fewer chunks outstanding lower the threshold
 TLP_MIN_S = 0.010  # RFC 8985's floor of the probe timeout
 MAX_REO_MULT = 8  # the reordering window grows to at most 2 minimum RTTs (and SRTT)
+REO_PERSIST_RECOVERIES = 16  # RFC 8985's reo_wnd_persist
 
 
 @dataclass(slots=True)
@@ -145,6 +146,7 @@ class Sender:
         self._reordering_seen = False  # a chunk sent once arrived after a later one
         self._rack_order_before_ack = 0
         self._reo_mult = 1  # the reordering window in quarters of the minimum RTT
+        self._reo_persist = 0  # recoveries left before the widened window is reset
         self._reo_widened_at = float("-inf")
 
     # ------------------------------------------------------------------ state
@@ -319,13 +321,24 @@ class Sender:
             self._rack_order, self._rack_rtt_s = chunk.order, rtt_s
 
     def _spurious_resend(self, now: float) -> None:
-        """A chunk was resent that had not been lost (RFC 8985's DSACK case): the path
-        reorders more than the window allowed; widen it, at most once per round trip."""
-        self._reordering_seen = True
+        """A chunk was resent that had not been lost (RFC 8985's DSACK case): widen the
+        reordering window, at most once per round trip, for the next 16 recoveries.
+        Unlike a chunk sent once arriving late, this is not proof of reordering: a lost
+        ACK makes a resend needless too, so it leaves ``_reordering_seen`` alone (RFC 8985
+        §6.2; counting it made a path that only loses wait a reordering window before
+        every later loss, in recovery too, for the rest of the transfer)."""
+        self._reo_persist = REO_PERSIST_RECOVERIES
         srtt_s = self._srtt_s() or 0.0
         if now - self._reo_widened_at >= srtt_s:
             self._reo_mult = min(self._reo_mult + 1, MAX_REO_MULT)
             self._reo_widened_at = now
+
+    def _recovery_ended(self) -> None:
+        """RFC 8985: after 16 recoveries without a needless resend the window is reset."""
+        if self._reo_persist > 0:
+            self._reo_persist -= 1
+            if self._reo_persist == 0:
+                self._reo_mult = 1
 
     def _note_reordering(self, echo: int, chunk: _Chunk | None, was_new: bool) -> None:
         """The chunk that triggered this ACK was sent once and has only just arrived, yet
@@ -369,6 +382,7 @@ class Sender:
         kind = EventKind.ACK
         if was_recovering and not self.cc.in_recovery:
             kind = EventKind.RECOVERY_EXIT
+            self._recovery_ended()
         self._event(now, kind, ack, acked_bytes, rtt_ms)
         if self.done:
             self._event(now, EventKind.COMPLETE, ack)
