@@ -27,6 +27,7 @@ from syncrox.config import FilesConfig
 from syncrox.errors import (
     BAD_ARGUMENT,
     LocalProtocolError,
+    ProtocolError,
     RemoteProtocolError,
     RequestRefused,
     StoreError,
@@ -47,7 +48,7 @@ from syncrox.protocol.rudp.connection import (
     Role,
     State,
 )
-from syncrox.protocol.rudp.events import TransferEvent
+from syncrox.protocol.rudp.events import ROUTINE_KINDS, TransferEvent
 from syncrox.protocol.rudp.packets import DEFAULT_MSS_BYTES, Codec
 
 HASH_BLOCK_BYTES = 1 << 20
@@ -301,18 +302,25 @@ async def upload(
 
 async def _report(client: FilesClient, result: TransferResult, ticket_at: float) -> None:
     """Give the server this upload's events, for METRICS: best effort, the file is what
-    counts. A refusal is kept in the result; so is no answer within ``REPORT_TIMEOUT_S``
-    (the connection may then still receive that late answer: close it). A lost connection
-    still raises."""
+    counts, so nothing here raises. A refusal is kept in ``result.report_failure``. If the
+    report could not be completed (no answer within ``REPORT_TIMEOUT_S``, the connection
+    broken, e.g. closed by the server on a report above its limit while it was being
+    sent), that is kept too and the connection is closed: it can no longer be trusted to
+    be in step with the server."""
+    failure: tuple[str, str] = ("TIMEOUT", f"no answer to EVENTS in {REPORT_TIMEOUT_S:g} s")
     with trio.move_on_after(REPORT_TIMEOUT_S):
         try:
             result.events_reported = await client.report_events(
                 result.session_id, result.events, ticket_at
             )
-        except RequestRefused as exc:
+            return
+        except RequestRefused as exc:  # answered: the connection is still in step
             result.report_failure = (exc.code, exc.message)
-        return
-    result.report_failure = ("TIMEOUT", f"no answer to EVENTS in {REPORT_TIMEOUT_S:g} s")
+            return
+        except (ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            failure = ("CLOSED", f"the connection failed during the report: {exc}")
+    result.report_failure = failure
+    await trio.aclose_forcefully(client.conn.stream)
 
 
 async def download(
@@ -356,7 +364,12 @@ def _client_connection(
     events: list[TransferEvent] = []
 
     def record(event: TransferEvent) -> None:
-        if len(events) < MAX_CLIENT_EVENTS:
+        # As the server does: beyond the cap only the telling events (and COMPLETE) are
+        # kept, up to a hard bound.
+        kept = len(events)
+        if kept < MAX_CLIENT_EVENTS or (
+            event.kind not in ROUTINE_KINDS and kept < 2 * MAX_CLIENT_EVENTS
+        ):
             events.append(event)
 
     conn = Connection(

@@ -154,7 +154,22 @@ def parse_files_command(line: str, *, max_file_bytes: int) -> FilesCommand:
         raise RemoteProtocolError(BAD_COMMAND, f"unknown command {word[:16]}; try {_known()}")
     if word in ("UPLOAD", "DOWNLOAD", "DELETE"):
         return _parse_named(word, line, max_file_bytes)
+    if word == "EVENTS":
+        return _parse_report(args)
     return _parse_words(word, args)
+
+
+def _parse_report(args: list[str]) -> ReportEvents:
+    """``EVENTS <session_id> <bytes>``. A body of unknown length follows: any refusal of
+    the line is fatal (the connection closes), or its bytes would be read as commands."""
+    try:
+        match args:
+            case [session_id, size] if size.isascii() and size.isdigit():
+                if len(size) <= MAX_SIZE_DIGITS:
+                    return ReportEvents(check_session_id(session_id, "a session id"), int(size))
+        raise RemoteProtocolError(BAD_ARGUMENT, f"usage: {_USAGE['EVENTS']}")
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError(exc.code, exc.message, fatal=True) from None
 
 
 def _parse_words(word: str, args: list[str]) -> FilesCommand:
@@ -173,10 +188,6 @@ def _parse_words(word: str, args: list[str]) -> FilesCommand:
             if fmt.lower() not in METRICS_FORMATS:
                 raise RemoteProtocolError(BAD_ARGUMENT, "format must be csv or qlog")
             return Metrics(check_session_id(transfer_id), fmt.lower())
-        case "EVENTS", [session_id, size]:
-            if not size.isascii() or not size.isdigit() or len(size) > MAX_SIZE_DIGITS:
-                raise RemoteProtocolError(BAD_ARGUMENT, "size must be a decimal byte count")
-            return ReportEvents(check_session_id(session_id, "a session id"), int(size))
         case "PING", []:
             return Ping()
         case "BYE", []:

@@ -30,7 +30,8 @@ from syncrox.protocol.rudp.events import ROUTINE_KINDS, EventKind, TransferEvent
 
 MAX_REPORT_LINE_BYTES = 256  # the longest line the grammar allows is 252 bytes
 MAX_REPORT_SPAN_S = 7 * 24 * 3600.0  # no transfer's events span more than a week
-MAX_NUMBER = 999_999_999_999_999  # 15 digits before the point
+MAX_WHOLE = 999_999_999_999_999  # 15 digits
+MAX_DECIMAL = math.nextafter(1e15, 0.0)  # the largest float with 15 digits before the point
 _FIELDS = 12
 _DECIMAL = re.compile(rb"[0-9]{1,15}(?:\.[0-9]{1,9})?")
 _WHOLE = re.compile(rb"[0-9]{1,15}")
@@ -43,8 +44,9 @@ def max_report_bytes(max_events: int) -> int:
 
 def select_for_report(events: Sequence[TransferEvent], limit: int) -> list[TransferEvent]:
     """At most ``limit`` events, in order: every telling one (fast retransmits, timeouts,
-    recovery, probes...) and as many routine ones (ACKs, duplicate ACKs, window updates) as
-    fit, earliest first; the server keeps its own records by the same preference."""
+    recovery, probes, start and end) and as many routine ones (ACKs, duplicate ACKs,
+    window updates) as fit, earliest first. (Should the telling ones alone be more than
+    ``limit``, the earliest of them.)"""
     telling = sum(1 for event in events if event.kind not in ROUTINE_KINDS)
     routine_room = max(limit - telling, 0)
     chosen: list[TransferEvent] = []
@@ -78,12 +80,12 @@ def encode_event_report(events: Sequence[TransferEvent], origin_s: float) -> byt
 def parse_event_report(body: bytes, *, max_events: int) -> list[TransferEvent]:
     """The events of a report, each timed in seconds since the ticket (``time_s``)."""
     if not body:
-        return []
+        raise RemoteProtocolError(BAD_ARGUMENT, "an event report holds at least one event")
     if not body.endswith(b"\n"):
         raise RemoteProtocolError(BAD_ARGUMENT, "an event report ends with LF")
-    lines = body[:-1].split(b"\n")
-    if len(lines) > max_events:
+    if body.count(b"\n") > max_events:  # before splitting: lines cost memory
         raise RemoteProtocolError(TOO_LARGE, f"at most {max_events} events per transfer")
+    lines = body[:-1].split(b"\n")
     events: list[TransferEvent] = []
     last = 0.0
     for number, line in enumerate(lines, start=1):
@@ -97,7 +99,7 @@ def parse_event_report(body: bytes, *, max_events: int) -> list[TransferEvent]:
 
 def _parse_line(line: bytes, number: int) -> TransferEvent:
     if len(line) > MAX_REPORT_LINE_BYTES:
-        raise RemoteProtocolError(BAD_ARGUMENT, f"event line {number} is too long")
+        raise RemoteProtocolError(BAD_ARGUMENT, f"event line {number}: too long")
     fields = line.split(b" ")
     if len(fields) != _FIELDS:
         raise RemoteProtocolError(BAD_ARGUMENT, f"event line {number}: {_FIELDS} fields expected")
@@ -122,7 +124,10 @@ def _parse_line(line: bytes, number: int) -> TransferEvent:
 def _decimal(field: bytes) -> float:
     if _DECIMAL.fullmatch(field) is None:
         raise ValueError(field)
-    return float(field)
+    value = float(field)
+    if value > MAX_DECIMAL:  # 999999999999999.99... rounds up to 1e15: 16 digits
+        raise ValueError(field)
+    return value
 
 
 def _whole(field: bytes) -> int:
@@ -138,13 +143,13 @@ def _optional_decimal(field: bytes) -> float | None:
 def _number(value: float) -> str:
     # Within the grammar whatever the core reported (no sign, no exponent, 15 digits).
     # Nine decimals: what the parser reads back is the same float (a fuzz invariant).
-    value = min(max(value, 0.0), MAX_NUMBER) if math.isfinite(value) else 0.0
+    value = min(max(value, 0.0), MAX_DECIMAL) if math.isfinite(value) else 0.0
     text = f"{value:.9f}".rstrip("0").rstrip(".")
     return text or "0"
 
 
 def _count(value: int) -> str:
-    return str(min(max(value, 0), MAX_NUMBER))
+    return str(min(max(value, 0), MAX_WHOLE))
 
 
 def _optional(value: float | None) -> str:

@@ -22,7 +22,14 @@ from contextlib import AsyncExitStack
 
 import trio
 
-from syncrox.errors import BAD_ARGUMENT, NOT_FOUND, NOT_MEMBER, TOO_LARGE, LocalProtocolError
+from syncrox.errors import (
+    BAD_ARGUMENT,
+    NOT_FOUND,
+    NOT_MEMBER,
+    TIMEOUT,
+    TOO_LARGE,
+    LocalProtocolError,
+)
 from syncrox.net.datagram import UdpTransport
 from syncrox.net.lines import LineConnection
 from syncrox.net.tcp import line_loop, serve_tcp
@@ -32,8 +39,12 @@ from syncrox.services.context import BoundPorts, ServiceContext
 from syncrox.services.files_export import event_row, to_csv, to_qlog
 from syncrox.services.files_udp import FileData
 from syncrox.services.registry import Member
+from syncrox.store.files import EventRow, TransferRecord
 
 logger = logging.getLogger("syncrox.files")
+# EVENTS bodies (up to 12.8 MB each) held at once, server-wide; more reports wait their
+# turn with their bytes in the kernel's socket buffers (TCP pushes back on the client).
+CONCURRENT_REPORTS = 4
 
 
 async def serve(
@@ -42,8 +53,10 @@ async def serve(
     transport = UdpTransport.bind(ctx.config.host, ctx.config.ports.files_udp)
     data = FileData(ctx.config.files, ctx.store.files, transport)
 
+    reports = trio.Semaphore(CONCURRENT_REPORTS)
+
     async def handle_connection(conn: LineConnection) -> None:
-        await FilesSession(ctx, data, conn).run()
+        await FilesSession(ctx, data, conn, reports).run()
 
     async with trio.open_nursery() as nursery:
         await nursery.start(data.run)
@@ -63,10 +76,13 @@ async def serve(
 class FilesSession:
     """One File Control connection."""
 
-    def __init__(self, ctx: ServiceContext, data: FileData, conn: LineConnection) -> None:
+    def __init__(
+        self, ctx: ServiceContext, data: FileData, conn: LineConnection, reports: trio.Semaphore
+    ) -> None:
         self.ctx = ctx
         self.data = data
         self.conn = conn
+        self.reports = reports  # EVENTS bodies being read or parsed, server-wide
         self.member: Member | None = None
         self._presence = AsyncExitStack()
 
@@ -162,8 +178,10 @@ class FilesSession:
         await self.conn.send(f"METRICS {command.format} {len(body)}\n".encode() + body)
 
     async def _take_report(self, command: proto.ReportEvents) -> str:
-        # The body's bytes follow the line whatever the answer, and cannot be skipped
-        # without reading them: refusals before the body is read close the connection.
+        # The body's bytes follow the line whatever the answer. Refused before it is read:
+        # the connection closes (nothing else can skip a body safely). Refused after: the
+        # body was read, the connection goes on. Everything that needs no body is checked
+        # first, so a report that cannot be stored is never parsed.
         if self.member is None:
             raise LocalProtocolError(
                 NOT_MEMBER, "say HELLO <code> <user> [<token>] first", fatal=True
@@ -174,21 +192,43 @@ class FilesSession:
                 TOO_LARGE, f"an event report is at most {max_report_bytes(limit)} bytes",
                 fatal=True,
             )  # fmt: skip
-        with trio.move_on_after(self.ctx.config.tcp.idle_timeout_s) as idle:
-            body = await self.conn.receive_body(command.size)
-        if idle.cancelled_caught:
-            raise LocalProtocolError(BAD_ARGUMENT, "the event report stopped short", fatal=True)
-        events = parse_event_report(body, max_events=limit)
+        async with self.reports:  # bounds the memory and threads that bodies take
+            body = await self._report_body(command.size)
+            transfer = await self._reported_transfer(command.session_id)
+            # Up to 50 000 lines: read off the event loop, which serves every service.
+            rows = await trio.to_thread.run_sync(
+                functools.partial(_report_rows, body, limit, transfer.started_at)
+            )
+            del body
+        if not await self.ctx.store.files.add_reported_events(transfer.id, rows):
+            raise LocalProtocolError(BAD_ARGUMENT, "this transfer's events are already stored")
+        return f"OK EVENTS {transfer.id} {len(rows)}"
+
+    async def _report_body(self, size: int) -> bytes:
+        with trio.move_on_after(self.ctx.config.tcp.idle_timeout_s) as slow:
+            return await self.conn.receive_body(size)
+        assert slow.cancelled_caught
+        raise LocalProtocolError(
+            TIMEOUT, "the event report did not arrive in time, closing", fatal=True
+        )
+
+    async def _reported_transfer(self, session_id: str) -> TransferRecord:
+        """The upload a report is for, if it may still take one (checked before parsing)."""
+        member = self._admitted()
         files = self.ctx.store.files
-        transfer = await files.get_transfer(proto.transfer_id_of(command.session_id))
-        if transfer is None or transfer.room != self.member.code:
+        transfer = await files.get_transfer(proto.transfer_id_of(session_id))
+        if transfer is None or transfer.room != member.code:
             raise LocalProtocolError(NOT_FOUND, "no such transfer in this room")
         if transfer.direction != "upload":
             raise LocalProtocolError(
                 BAD_ARGUMENT, "only an upload's events are reported: the server sends downloads"
             )
-        # Times are seconds since the ticket: place them on the server's own clock.
-        rows = [event_row(event, transfer.started_at) for event in events]
-        if not await files.add_reported_events(transfer.id, rows):
+        if await files.has_events(transfer.id):
             raise LocalProtocolError(BAD_ARGUMENT, "this transfer's events are already stored")
-        return f"OK EVENTS {transfer.id} {len(rows)}"
+        return transfer
+
+
+def _report_rows(body: bytes, limit: int, ticket_time_s: float) -> list[EventRow]:
+    """A report's events as stored rows. Their times are seconds since the ticket: placed
+    on the server's own clock."""
+    return [event_row(event, ticket_time_s) for event in parse_event_report(body, max_events=limit)]

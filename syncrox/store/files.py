@@ -140,6 +140,8 @@ class FileStore(Protocol):
         self, transfer_id: str, first_idx: int, rows: Sequence[EventRow]
     ) -> None: ...  # fmt: skip
 
+    async def has_events(self, transfer_id: str) -> bool: ...
+
     async def add_reported_events(self, transfer_id: str, rows: Sequence[EventRow]) -> bool:
         """Store a client's report as the transfer's events, unless it already has some
         (a report is taken once); ``False`` then, and nothing changes."""
@@ -265,12 +267,13 @@ class SqliteFileStore:
 
         await self._db.run(insert)
 
+    async def has_events(self, transfer_id: str) -> bool:
+        return await self._db.run(lambda c: _has_events(c, transfer_id))
+
     async def add_reported_events(self, transfer_id: str, rows: Sequence[EventRow]) -> bool:
         def insert_once(conn: sqlite3.Connection) -> bool:
             with transaction(conn):
-                if conn.execute(
-                    "SELECT 1 FROM transfer_events WHERE transfer_id = ? LIMIT 1", (transfer_id,)
-                ).fetchone():
+                if _has_events(conn, transfer_id):
                     return False
                 _insert_events(conn, transfer_id, 0, rows)
                 return True
@@ -312,6 +315,13 @@ def unreferenced_blobs(blobs: BlobStore, referenced: set[str]) -> list[str]:
         if is_digest(path.name) and path.name not in referenced:
             found.append(path.name)
     return found
+
+
+def _has_events(conn: sqlite3.Connection, transfer_id: str) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM transfer_events WHERE transfer_id = ? LIMIT 1", (transfer_id,)
+    ).fetchone()
+    return found is not None
 
 
 def _insert_events(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -53,7 +55,7 @@ def test_encoding_keeps_numbers_in_the_grammar() -> None:
     )  # fmt: skip
     [parsed] = parse_event_report(encode_event_report([odd], 100.0), max_events=1)
     assert parsed.time_s == 0 and parsed.cwnd == 0 and parsed.rto_ms == 0 and parsed.rwnd == 0
-    assert parsed.ssthresh == 999_999_999_999_999 and parsed.srtt_ms == 1e-9
+    assert parsed.ssthresh == math.nextafter(1e15, 0) and parsed.srtt_ms == 1e-9
 
 
 @given(
@@ -65,6 +67,7 @@ def test_encoding_keeps_numbers_in_the_grammar() -> None:
             st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)),
             st.floats(0, 1e6, allow_nan=False),
         ),
+        min_size=1,
         max_size=30,
     )
 )
@@ -100,6 +103,8 @@ def test_round_trip(rows: list[tuple[float, EventKind, int, float | None, float]
         GOOD_LINE + GOOD_LINE.replace(b"0.25", b"0.125"),  # time goes back
         GOOD_LINE.replace(b"ACK", b"ACK" + b" " * 300),
         b"\n",
+        b"",  # a report holds at least one event
+        GOOD_LINE.replace(b"10.5", b"999999999999999.999999999"),  # rounds up to 1e15
     ],
 )
 def test_malformed_reports_are_refused(body: bytes) -> None:
@@ -137,10 +142,15 @@ def test_the_command_line() -> None:
     assert proto.parse_files_command(f"EVENTS {session} 120", max_file_bytes=10) == (
         proto.ReportEvents(session, 120)
     )
-    for bad in (f"EVENTS {session}", f"EVENTS {session} -1", "EVENTS xyz 10"):
+    for bad in (
+        f"EVENTS {session}", f"EVENTS {session} -1", "EVENTS xyz 10", f"EVENTS {session} 12x",
+        f"EVENTS {session.upper()} 10", f"EVENTS {session} 1234567890123456", "EVENTS",
+        f"EVENTS {session} 10 extra",
+    ):  # fmt: skip
         with pytest.raises(RemoteProtocolError) as refused:
             proto.parse_files_command(bad, max_file_bytes=10)
-        assert refused.value.code == "BAD_ARGUMENT"
+        # A body of unknown length follows: the connection must close.
+        assert refused.value.code == "BAD_ARGUMENT" and refused.value.fatal
     assert proto.parse_events_reply(f"OK EVENTS {session} 7") == (session, 7)
     with pytest.raises(RemoteProtocolError):
         proto.parse_events_reply(f"OK DELETED {session} 7")
@@ -156,3 +166,11 @@ def test_the_longest_line_the_encoder_can_write_is_taken() -> None:
     assert len(body) - 1 <= MAX_REPORT_LINE_BYTES
     [parsed] = parse_event_report(body, max_events=1)
     assert parsed.seq == parsed.rwnd == 999_999_999_999_999
+
+
+@pytest.mark.parametrize("value", [b"999999999999999.5", b"999999999999999.8", b"0.1"])
+def test_any_decimal_the_grammar_takes_reads_back_the_same(value: bytes) -> None:
+    line = GOOD_LINE.replace(b" 10.5 ", b" " + value + b" ")
+    [parsed] = parse_event_report(line, max_events=1)
+    [again] = parse_event_report(encode_event_report([parsed], 0.0), max_events=1)
+    assert again == parsed

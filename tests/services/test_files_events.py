@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -10,12 +11,14 @@ import pytest
 import trio
 
 from syncrox.client.files import FilesClient, TransferOptions, download, upload
+from syncrox.config import Config
 from syncrox.errors import RequestRefused
 from syncrox.protocol.files_events import MAX_REPORT_LINE_BYTES
 from syncrox.protocol.rudp.events import EventKind, TransferEvent
+from syncrox.services import files
 from syncrox.services.context import BoundPorts
 from tests.conftest import IO_TIMEOUT_S
-from tests.services.helpers import raw_client
+from tests.services.helpers import raw_client, running_service
 from tests.services.test_files_service import HOST, make_file, new_room
 
 LINE = b"0.5 ACK 1 4096 1.5 1.5 0.75 200 2 1048576 0 511\n"
@@ -130,3 +133,74 @@ async def test_refusals_before_the_body_close_the_connection(
             expected = "ERR TOO_LARGE " if admitted else "ERR NOT_MEMBER "
             assert reply is not None and reply.startswith(expected), reply
             assert await client.closed()
+
+
+async def test_a_malformed_events_line_closes_the_connection(
+    services: BoundPorts, tmp_path: Path
+) -> None:
+    # Its body would otherwise be read as commands: here, a DELETE of someone else's file.
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as alice:
+            await alice.hello(code, "alice", token)
+            sent = await upload(
+                alice, HOST, make_file(tmp_path, "victim.bin", 100), TransferOptions()
+            )
+            assert sent.ok
+        body = b"DELETE victim.bin\n"
+        for line in (f"EVENTS {'AB' * 16} {len(body)}", f"EVENTS {'ab' * 16} 18x", "EVENTS"):
+            async with raw_client(services["files_tcp"]) as bob:
+                assert (await bob.ask(f"HELLO {code} bob")).startswith("OK HELLO")
+                await bob.send(line.encode() + b"\n" + body)
+                reply = await bob.line()
+                assert reply is not None and reply.startswith("ERR BAD_ARGUMENT "), reply
+                assert await bob.closed()
+        async with FilesClient.connect(HOST, services["files_tcp"]) as alice:
+            await alice.hello(code, "alice", token)
+            assert [f.name for f in await alice.list_files()] == ["victim.bin"]
+
+
+async def test_an_empty_report_is_refused_and_does_not_use_up_the_report(
+    services: BoundPorts,
+) -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as alice:
+            await alice.hello(code, "alice", token)
+            ticket = await alice.upload_ticket(10, "a" * 64, "never.bin")
+            with pytest.raises(RequestRefused) as empty:
+                await alice.report_events(ticket.session_id, [], 0.0)
+            assert empty.value.code == "BAD_ARGUMENT"
+            assert await alice.report_events(ticket.session_id, [an_event()], 0.0) == 1
+            with pytest.raises(RequestRefused):
+                await alice.report_events(ticket.session_id, [an_event()], 0.0)
+
+
+@pytest.mark.parametrize("body_bytes", [0, 4 << 20])
+async def test_a_report_beyond_the_servers_limit_never_fails_the_upload(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body_bytes: int
+) -> None:
+    # The server answers TOO_LARGE and closes without reading the body. A body larger than
+    # the socket buffers makes the client's send fail with a reset before it can read the
+    # answer. Either way the file is stored and the upload succeeds.
+    if body_bytes:
+        monkeypatch.setattr(
+            "syncrox.client.files.encode_event_report", lambda *_args: LINE * (body_bytes // 48)
+        )
+    small = dataclasses.replace(config.files, max_events_per_transfer=2)
+    async with running_service(dataclasses.replace(config, files=small), files.serve) as (
+        ports,
+        _,
+    ):
+        with trio.fail_after(IO_TIMEOUT_S):
+            code, token = await new_room(ports)
+            async with FilesClient.connect(HOST, ports["files_tcp"]) as alice:
+                await alice.hello(code, "alice", token)
+                source = make_file(tmp_path, "big.bin", 400_000)
+                sent = await upload(alice, HOST, source, TransferOptions())
+            assert sent.ok and sent.events_reported == 0
+            assert sent.report_failure is not None
+            # The small body gets the answer; the large one a reset here (measured), or the
+            # answer if the socket buffers took it all.
+            expected = {"CLOSED", "TOO_LARGE"} if body_bytes else {"TOO_LARGE"}
+            assert sent.report_failure[0] in expected
