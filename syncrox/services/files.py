@@ -24,6 +24,7 @@ import trio
 
 from syncrox.errors import (
     BAD_ARGUMENT,
+    BUSY,
     NOT_FOUND,
     NOT_MEMBER,
     TIMEOUT,
@@ -45,6 +46,7 @@ logger = logging.getLogger("syncrox.files")
 # EVENTS bodies (up to 12.8 MB each) held at once, server-wide; more reports wait their
 # turn with their bytes in the kernel's socket buffers (TCP pushes back on the client).
 CONCURRENT_REPORTS = 4
+REPORT_QUEUE_S = 30.0  # how long a report waits for a slot before BUSY
 
 
 async def serve(
@@ -192,7 +194,15 @@ class FilesSession:
                 TOO_LARGE, f"an event report is at most {max_report_bytes(limit)} bytes",
                 fatal=True,
             )  # fmt: skip
-        async with self.reports:  # bounds the memory and threads that bodies take
+        # The slots bound the memory and threads that bodies take; a member holding them
+        # with slow bodies delays others' reports (then BUSY), never anything else.
+        with trio.move_on_after(REPORT_QUEUE_S) as queued:
+            await self.reports.acquire()
+        if queued.cancelled_caught:
+            raise LocalProtocolError(
+                BUSY, "too many event reports at once, try again later", fatal=True
+            )
+        try:
             body = await self._report_body(command.size)
             transfer = await self._reported_transfer(command.session_id)
             # Up to 50 000 lines: read off the event loop, which serves every service.
@@ -200,6 +210,8 @@ class FilesSession:
                 functools.partial(_report_rows, body, limit, transfer.started_at)
             )
             del body
+        finally:
+            self.reports.release()
         if not await self.ctx.store.files.add_reported_events(transfer.id, rows):
             raise LocalProtocolError(BAD_ARGUMENT, "this transfer's events are already stored")
         return f"OK EVENTS {transfer.id} {len(rows)}"

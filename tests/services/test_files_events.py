@@ -204,3 +204,30 @@ async def test_a_report_beyond_the_servers_limit_never_fails_the_upload(
             # answer if the socket buffers took it all.
             expected = {"CLOSED", "TOO_LARGE"} if body_bytes else {"TOO_LARGE"}
             assert sent.report_failure[0] in expected
+
+
+async def test_reports_wait_for_a_slot_then_get_busy(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bodies held at once are bounded server-wide; a slow body delays other reports only.
+    monkeypatch.setattr(files, "CONCURRENT_REPORTS", 1)
+    monkeypatch.setattr(files, "REPORT_QUEUE_S", 0.3)
+    async with running_service(config, files.serve) as (ports, _):
+        with trio.fail_after(IO_TIMEOUT_S):
+            code, _token = await new_room(ports)
+            async with (
+                raw_client(ports["files_tcp"]) as slow,
+                raw_client(ports["files_tcp"]) as other,
+            ):
+                for client in (slow, other):
+                    assert (await client.ask(f"HELLO {code} bob")).startswith("OK HELLO")
+                await slow.send(f"EVENTS {'ab' * 16} {len(LINE)}\n".encode() + LINE[:10])
+                await trio.sleep(0.1)  # the slow report has the only slot
+                await other.send(f"EVENTS {'cd' * 16} {len(LINE)}\n".encode() + LINE)
+                reply = await other.line()
+                assert reply is not None and reply.startswith("ERR BUSY "), reply
+                assert await other.closed()
+                await slow.send(LINE[10:])  # the slow one still gets its answer
+                reply = await slow.line()
+                assert reply == "ERR NOT_FOUND no such transfer in this room"
+                assert await slow.ask("PING") == "PONG"
