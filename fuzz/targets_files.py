@@ -12,6 +12,7 @@ import dataclasses
 
 from fuzz.targets_foundation import _drain
 from syncrox.errors import ProtocolError
+from syncrox.protocol import files_events as files_events_module
 from syncrox.protocol.files import parse_files_command
 from syncrox.protocol.files_events import encode_event_report, parse_event_report
 from syncrox.protocol.framing import FrameBuffer
@@ -96,7 +97,16 @@ def files_command(data: bytes) -> None:
 
 
 def files_events(data: bytes) -> None:
-    """A report the parser takes re-encodes to events that read back the same."""
+    """A report the parser takes re-encodes to events that read back the same; its fast
+    path (one pattern per line) and its field-by-field path agree on every line."""
+    for line in data.split(b"\n"):
+        match = files_events_module._LINE.fullmatch(line)
+        fast = files_events_module._parse_fields(match.groups()) if match else None
+        try:
+            slow: object = files_events_module._parse_line(line, 1)
+        except ProtocolError:
+            slow = None
+        assert fast == slow, (line, fast, slow)
     try:
         events = parse_event_report(data, max_events=1000)
     except ProtocolError:

@@ -57,7 +57,9 @@ PROGRESS_INTERVAL_S = 0.1
 MAX_CLIENT_EVENTS = 200_000
 # A report stays within the server's default cap (a server configured lower refuses it).
 REPORT_MAX_EVENTS = FilesConfig().max_events_per_transfer
-REPORT_TIMEOUT_S = 30.0
+# Above the server's wait for its report slot (30 s) plus parsing: a busy server answers
+# BUSY before the client gives up.
+REPORT_TIMEOUT_S = 90.0
 Progress = Callable[[int, int], None]
 
 
@@ -393,9 +395,7 @@ async def _run(
     control_rtt_s: float,
 ) -> TransferResult:
     """Run one transfer. ``control_rtt_s``: how long the ticket took to come, a round trip
-    to the same server (with its processing) that times the SYN (``Connection.connect``).
-    Emulated delays apply to UDP only, so with ``--delay`` beyond it a SYN may be resent
-    needlessly: harmless, the handshake takes duplicates."""
+    to the same server (with its processing) that times the SYN (``Connection.connect``)."""
     server = await _resolve(host, options.udp_port or ticket.udp_port)
     transport: DatagramTransport = UdpTransport.bind(_wildcard(server), 0)
     started = trio.current_time()
@@ -412,7 +412,7 @@ async def _run(
             if progress is not None:
                 nursery.start_soon(_report_progress, conn, ticket.size, progress)
             nursery.start_soon(session.run)
-            conn.connect(trio.current_time(), path_rtt_s=control_rtt_s)
+            conn.connect(trio.current_time(), path_rtt_s=_udp_rtt_hint(control_rtt_s, options))
             await session.flush(trio.current_time())
             await session.settled.wait()
             elapsed = trio.current_time() - started
@@ -439,6 +439,14 @@ def _result(conn: Connection, ticket: proto.SessionTicket, elapsed: float) -> Tr
         algo=conn.algo, codec=conn.codec.value, failure=conn.failure,
         events=list(getattr(conn, "client_events", [])), clock_offset_s=wall_clock_offset_s(),
     )  # fmt: skip
+
+
+def _udp_rtt_hint(control_rtt_s: float, options: TransferOptions) -> float | None:
+    """The control round trip stands for the UDP path's only when both go the same way:
+    not through emulation or a proxy (``--files-udp-port``), whose delays only UDP sees.
+    A SYN resent too early would cost the SYN-to-SYN-ACK RTT sample (Karn)."""
+    emulated = options.netem is not None and options.netem.active
+    return None if emulated or options.udp_port is not None else control_rtt_s
 
 
 async def _report_progress(conn: Connection, total: int, progress: Progress) -> None:

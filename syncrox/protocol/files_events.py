@@ -33,8 +33,20 @@ MAX_REPORT_SPAN_S = 7 * 24 * 3600.0  # no transfer's events span more than a wee
 MAX_WHOLE = 999_999_999_999_999  # 15 digits
 MAX_DECIMAL = math.nextafter(1e15, 0.0)  # the largest float with 15 digits before the point
 _FIELDS = 12
-_DECIMAL = re.compile(rb"[0-9]{1,15}(?:\.[0-9]{1,9})?")
-_WHOLE = re.compile(rb"[0-9]{1,15}")
+_DECIMAL_PATTERN = rb"[0-9]{1,15}(?:\.[0-9]{1,9})?"
+_WHOLE_PATTERN = rb"[0-9]{1,15}"
+_DECIMAL = re.compile(_DECIMAL_PATTERN)
+_WHOLE = re.compile(_WHOLE_PATTERN)
+_LINE = re.compile(
+    rb" ".join(
+        b"(" + field + b")"
+        for field in (
+            _DECIMAL_PATTERN, rb"[A-Z_]{1,32}", _WHOLE_PATTERN, _WHOLE_PATTERN,
+            *[rb"-|" + _DECIMAL_PATTERN] * 3, *[_DECIMAL_PATTERN] * 3, _WHOLE_PATTERN,
+            _WHOLE_PATTERN,
+        )
+    )
+)  # fmt: skip
 _KINDS = {kind.value.encode(): kind for kind in EventKind}
 
 
@@ -89,12 +101,35 @@ def parse_event_report(body: bytes, *, max_events: int) -> list[TransferEvent]:
     events: list[TransferEvent] = []
     last = 0.0
     for number, line in enumerate(lines, start=1):
-        event = _parse_line(line, number)
+        # One compiled pattern checks a well-formed line whole; only a line it refuses
+        # is taken apart field by field, to say what is wrong with it.
+        match = _LINE.fullmatch(line)
+        event = _parse_fields(match.groups()) if match else None
+        if event is None:
+            event = _parse_line(line, number)  # raises
         if event.time_s < last:
             raise RemoteProtocolError(BAD_ARGUMENT, f"event line {number}: time goes back")
         last = event.time_s
         events.append(event)
     return events
+
+
+def _parse_fields(fields: tuple[bytes, ...]) -> TransferEvent | None:
+    """The event of a line ``_LINE`` matched, or ``None`` if a value is out of range (a
+    decimal that rounds up to 10^15, a time beyond a week) or the kind is unknown."""
+    t, kind, seq, size, rtt, srtt, rttvar, rto, cwnd, ssthresh, in_flight, rwnd = fields
+    kind_value = _KINDS.get(kind)
+    time_s, rto_ms, cwnd_v, ssthresh_v = float(t), float(rto), float(cwnd), float(ssthresh)
+    rtt_ms = None if rtt == b"-" else float(rtt)
+    srtt_ms = None if srtt == b"-" else float(srtt)
+    rttvar_ms = None if rttvar == b"-" else float(rttvar)
+    highest = max(rto_ms, cwnd_v, ssthresh_v, rtt_ms or 0.0, srtt_ms or 0.0, rttvar_ms or 0.0)
+    if kind_value is None or time_s > MAX_REPORT_SPAN_S or highest > MAX_DECIMAL:
+        return None
+    return TransferEvent(
+        time_s, kind_value, int(seq), int(size), rtt_ms, srtt_ms, rttvar_ms, rto_ms, cwnd_v,
+        ssthresh_v, int(in_flight), int(rwnd),
+    )  # fmt: skip
 
 
 def _parse_line(line: bytes, number: int) -> TransferEvent:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from contextlib import AsyncExitStack
 
 import trio
@@ -45,8 +46,11 @@ from syncrox.store.files import EventRow, TransferRecord
 logger = logging.getLogger("syncrox.files")
 # EVENTS bodies (up to 12.8 MB each) held at once, server-wide; more reports wait their
 # turn with their bytes in the kernel's socket buffers (TCP pushes back on the client).
-CONCURRENT_REPORTS = 4
-REPORT_QUEUE_S = 30.0  # how long a report waits for a slot before BUSY
+# One: parsing is Python, so more at once would only share the interpreter lock (and the
+# event loop's share of it) more thinly.
+CONCURRENT_REPORTS = 1
+REPORT_QUEUE_S = 30.0  # how long a report waits for the slot before BUSY
+REPORT_ROWS_PER_WRITE = 5000
 
 
 async def serve(
@@ -182,8 +186,9 @@ class FilesSession:
     async def _take_report(self, command: proto.ReportEvents) -> str:
         # The body's bytes follow the line whatever the answer. Refused before it is read:
         # the connection closes (nothing else can skip a body safely). Refused after: the
-        # body was read, the connection goes on. Everything that needs no body is checked
-        # first, so a report that cannot be stored is never parsed.
+        # body was read, the connection goes on. What needs no parsing is checked first,
+        # and a transfer gets one attempt, taken before parsing: a report that cannot be
+        # stored is parsed at most once per upload ticket.
         if self.member is None:
             raise LocalProtocolError(
                 NOT_MEMBER, "say HELLO <code> <user> [<token>] first", fatal=True
@@ -194,8 +199,11 @@ class FilesSession:
                 TOO_LARGE, f"an event report is at most {max_report_bytes(limit)} bytes",
                 fatal=True,
             )  # fmt: skip
-        # The slots bound the memory and threads that bodies take; a member holding them
-        # with slow bodies delays others' reports (then BUSY), never anything else.
+        if command.size == 0:
+            raise LocalProtocolError(BAD_ARGUMENT, "an event report holds at least one event")
+        # The slot bounds the memory and the thread a body takes, from its first byte to
+        # its last row stored; a member holding it with a slow body delays others'
+        # reports (then BUSY), never anything else.
         with trio.move_on_after(REPORT_QUEUE_S) as queued:
             await self.reports.acquire()
         if queued.cancelled_caught:
@@ -203,17 +211,24 @@ class FilesSession:
                 BUSY, "too many event reports at once, try again later", fatal=True
             )
         try:
-            body = await self._report_body(command.size)
-            transfer = await self._reported_transfer(command.session_id)
-            # Up to 50 000 lines: read off the event loop, which serves every service.
-            rows = await trio.to_thread.run_sync(
-                functools.partial(_report_rows, body, limit, transfer.started_at)
-            )
-            del body
+            return await self._store_report(command, limit)
         finally:
             self.reports.release()
-        if not await self.ctx.store.files.add_reported_events(transfer.id, rows):
-            raise LocalProtocolError(BAD_ARGUMENT, "this transfer's events are already stored")
+
+    async def _store_report(self, command: proto.ReportEvents, limit: int) -> str:
+        body = await self._report_body(command.size)
+        transfer = await self._reported_transfer(command.session_id)
+        files = self.ctx.store.files
+        if not await files.claim_report(transfer.id, time.time()):
+            raise LocalProtocolError(BAD_ARGUMENT, "this transfer has had its report")
+        # Parsed off the event loop, which serves every service.
+        rows = await trio.to_thread.run_sync(
+            functools.partial(_report_rows, body, limit, transfer.started_at)
+        )
+        del body
+        # In slices, so the database's one worker serves others in between.
+        for first in range(0, len(rows), REPORT_ROWS_PER_WRITE):
+            await files.add_events(transfer.id, first, rows[first : first + REPORT_ROWS_PER_WRITE])
         return f"OK EVENTS {transfer.id} {len(rows)}"
 
     async def _report_body(self, size: int) -> bytes:
@@ -225,18 +240,14 @@ class FilesSession:
         )
 
     async def _reported_transfer(self, session_id: str) -> TransferRecord:
-        """The upload a report is for, if it may still take one (checked before parsing)."""
         member = self._admitted()
-        files = self.ctx.store.files
-        transfer = await files.get_transfer(proto.transfer_id_of(session_id))
+        transfer = await self.ctx.store.files.get_transfer(proto.transfer_id_of(session_id))
         if transfer is None or transfer.room != member.code:
             raise LocalProtocolError(NOT_FOUND, "no such transfer in this room")
         if transfer.direction != "upload":
             raise LocalProtocolError(
                 BAD_ARGUMENT, "only an upload's events are reported: the server sends downloads"
             )
-        if await files.has_events(transfer.id):
-            raise LocalProtocolError(BAD_ARGUMENT, "this transfer's events are already stored")
         return transfer
 
 

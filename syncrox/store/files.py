@@ -66,6 +66,8 @@ SCHEMA = Schema(
             PRIMARY KEY (transfer_id, idx)
         );
         """,
+        # An upload's client may report its events once (EVENTS): set when it tries.
+        "ALTER TABLE transfers ADD COLUMN reported_at REAL;",
     ),
 )
 
@@ -140,11 +142,9 @@ class FileStore(Protocol):
         self, transfer_id: str, first_idx: int, rows: Sequence[EventRow]
     ) -> None: ...  # fmt: skip
 
-    async def has_events(self, transfer_id: str) -> bool: ...
-
-    async def add_reported_events(self, transfer_id: str, rows: Sequence[EventRow]) -> bool:
-        """Store a client's report as the transfer's events, unless it already has some
-        (a report is taken once); ``False`` then, and nothing changes."""
+    async def claim_report(self, transfer_id: str, now: float) -> bool:
+        """Take the transfer's one chance of a client report; ``False`` if it was taken
+        before (whatever came of it)."""
 
     async def get_transfer(self, transfer_id: str) -> TransferRecord | None: ...
 
@@ -267,18 +267,16 @@ class SqliteFileStore:
 
         await self._db.run(insert)
 
-    async def has_events(self, transfer_id: str) -> bool:
-        return await self._db.run(lambda c: _has_events(c, transfer_id))
-
-    async def add_reported_events(self, transfer_id: str, rows: Sequence[EventRow]) -> bool:
-        def insert_once(conn: sqlite3.Connection) -> bool:
+    async def claim_report(self, transfer_id: str, now: float) -> bool:
+        def claim(conn: sqlite3.Connection) -> bool:
             with transaction(conn):
-                if _has_events(conn, transfer_id):
-                    return False
-                _insert_events(conn, transfer_id, 0, rows)
-                return True
+                cursor = conn.execute(
+                    "UPDATE transfers SET reported_at = ? WHERE id = ? AND reported_at IS NULL",
+                    (now, transfer_id),
+                )
+                return cursor.rowcount == 1
 
-        return await self._db.run(insert_once)
+        return await self._db.run(claim)
 
     async def get_transfer(self, transfer_id: str) -> TransferRecord | None:
         row = await self._db.run(
@@ -315,13 +313,6 @@ def unreferenced_blobs(blobs: BlobStore, referenced: set[str]) -> list[str]:
         if is_digest(path.name) and path.name not in referenced:
             found.append(path.name)
     return found
-
-
-def _has_events(conn: sqlite3.Connection, transfer_id: str) -> bool:
-    found = conn.execute(
-        "SELECT 1 FROM transfer_events WHERE transfer_id = ? LIMIT 1", (transfer_id,)
-    ).fetchone()
-    return found is not None
 
 
 def _insert_events(

@@ -96,7 +96,7 @@ async def test_a_download_or_an_unknown_or_foreign_session_is_refused(
             assert await carol.list_files() == []
 
 
-async def test_a_malformed_report_stores_nothing_and_the_connection_goes_on(
+async def test_a_malformed_report_stores_nothing_uses_the_attempt_and_the_connection_goes_on(
     services: BoundPorts, tmp_path: Path
 ) -> None:
     with trio.fail_after(IO_TIMEOUT_S):
@@ -112,8 +112,13 @@ async def test_a_malformed_report_stores_nothing_and_the_connection_goes_on(
                 refused.value.code == "BAD_ARGUMENT" and "time goes back" in refused.value.message
             )
             assert await alice.request("PING") == "PONG"
-            # Nothing was stored, so a good report is still taken.
-            assert await alice.report_events(ticket.session_id, [an_event()], 0.0) == 1
+            # Nothing was stored, and the transfer's one attempt is used: a bad report
+            # cannot be sent again and again, each parsed at the server's expense.
+            with pytest.raises(RequestRefused) as again:
+                await alice.report_events(ticket.session_id, [an_event()], 0.0)
+            assert again.value.message == "this transfer has had its report"
+            transfers = await alice.transfers()
+            assert (await alice.metrics(transfers[0].transfer_id, "csv")).count(b"\n") == 1
 
 
 @pytest.mark.parametrize("admitted", [False, True])

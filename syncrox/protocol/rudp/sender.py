@@ -121,6 +121,7 @@ class Sender:
         self._order = 0
         self._delivered_order = 0
         self._recovery_end = 0  # losses at or below this seq were already reacted to
+        self._recovering = False  # a loss was reacted to, its window not yet acknowledged
         self._last_timeout_s = float("-inf")
         self.retries = 0
         self.rto_deadline: float | None = None
@@ -334,7 +335,8 @@ class Sender:
             self._reo_widened_at = now
 
     def _recovery_ended(self) -> None:
-        """RFC 8985: after 16 recoveries without a needless resend the window is reset."""
+        """RFC 8985: after 16 recoveries (fast or after a timeout, whatever the algorithm
+        does with its window) without a needless resend the window is reset."""
         if self._reo_persist > 0:
             self._reo_persist -= 1
             if self._reo_persist == 0:
@@ -382,6 +384,8 @@ class Sender:
         kind = EventKind.ACK
         if was_recovering and not self.cc.in_recovery:
             kind = EventKind.RECOVERY_EXIT
+        if self._recovering and ack >= self._recovery_end:
+            self._recovering = False  # every chunk sent before the loss was reacted to
             self._recovery_ended()
         self._event(now, kind, ack, acked_bytes, rtt_ms)
         if self.done:
@@ -500,6 +504,7 @@ class Sender:
             self.stats.fast_retransmits += 1
             self._urgent = True
             self._recovery_end = self.nxt - 1
+            self._recovering = True
             self.rto_deadline = now + self.rtt.rto_s  # never a timeout right after (flaw 20)
             self._event(now, EventKind.FAST_RETRANSMIT, self.una)
 
@@ -558,6 +563,7 @@ class Sender:
             flight=self.outstanding, highest_sent=self.nxt - 1, now=now, repeated=self.retries > 1
         )
         self._recovery_end = self.nxt - 1
+        self._recovering = True
         self.dupacks = 0
         self._flight.clear()
         self.reorder_deadline = None

@@ -148,3 +148,24 @@ def test_lost_acks_are_not_taken_for_reordering() -> None:
         seen += sender._reordering_seen
     assert widened > 0  # the scenario happened
     assert seen == 0
+
+
+@pytest.mark.parametrize("algo", ["tahoe", "reno", "cubic"])
+def test_recoveries_end_for_every_algorithm(algo: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The widened reordering window is reset after 16 recoveries (RFC 8985): those must be
+    # counted whatever the algorithm does with its window (Tahoe has no fast recovery)
+    # and after timeouts too.
+    ended = 0
+    original = Sender._recovery_ended
+
+    def counting(self: Sender) -> None:
+        nonlocal ended
+        ended += 1
+        original(self)
+
+    monkeypatch.setattr(Sender, "_recovery_ended", counting)
+    sender = upload_over(FakeNetwork(random.Random(2), loss=0.05), algo).client.sender
+    assert sender is not None
+    episodes = sender.stats.fast_retransmits + sender.stats.timeouts
+    assert 0 < ended <= episodes
+    assert ended >= sender.stats.fast_retransmits // 2
