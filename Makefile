@@ -13,7 +13,7 @@ ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: install run test check lint typecheck fuzz fuzz-ci bench clean
+.PHONY: install run test browser check lint typecheck fuzz fuzz-ci bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,8 +35,22 @@ ENGINE := SYNCROX_PYTHON=$(PY) bash sandbox/engine.sh
 run: install
 	$(ENGINE) run -- $(VENV)/bin/syncrox-trio run $(ARGS)
 
-test: install
+test: install browser
 	$(ENGINE) run --require -- $(PY) -m pytest $(ARGS)
+
+# UI tests drive Debian's Chromium (never a browser Playwright downloads): installed with
+# apt-get when missing and running as root. Otherwise those tests skip (they fail instead
+# under SYNCROX_REQUIRE_BROWSER=1, as in CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "browser: installing chromium (apt-get)" >&2; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get update -qq >&2 && \
+			apt-get install -y -qq --no-install-recommends chromium >&2; \
+		else \
+			echo "browser: no chromium and not root: browser tests will skip" >&2; \
+		fi; }
 
 check: lint typecheck
 
