@@ -4,17 +4,19 @@ The UI is started only after the services are listening and ``ports.json`` is wr
 learns where they are from ``SYNCROX_PORTS_FILE`` and ``SYNCROX_CONNECT_HOST``. It counts as
 started once ``/_stcore/health`` answers. On shutdown it gets SIGTERM, then SIGKILL after
 ``UI_STOP_GRACE_S``, so ``run`` always exits within its 5-second budget. If the UI process
-dies, the services keep running and the failure is logged.
+dies, the services keep running and the failure is logged. If ``run`` dies, even by
+``kill -9``, Linux stops the UI (the parent-death signal, tied to the thread that forked it:
+the thread running Trio, which lives as long as ``run``).
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,14 +68,6 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def _terminate_then_kill(process: trio.Process) -> None:
-    process.terminate()
-    with trio.move_on_after(UI_STOP_GRACE_S):
-        await process.wait()
-        return
-    process.kill()
-
-
 async def run_ui(
     config: Config,
     ports_file: Path,
@@ -90,27 +84,49 @@ async def run_ui(
         "SYNCROX_PORTS_FILE": str(ports_file),
         "SYNCROX_CONNECT_HOST": connect_host(config.host),
     }
-    command = streamlit_command(FRONTEND_APP, config.host, port)
-    async with trio.open_nursery() as nursery:
-        process: trio.Process = await nursery.start(
-            functools.partial(
-                trio.run_process,
-                command,
-                env=env,
-                check=False,
-                deliver_cancel=_terminate_then_kill,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
-        )
+    process = _spawn(streamlit_command(FRONTEND_APP, config.host, port), env)
+    try:
         with trio.fail_after(UI_START_TIMEOUT_S):
             await _wait_healthy(connect_host(config.host), port, process)
         log_event(logger, "service.start", host=config.host, port=port, pid=process.pid)
         task_status.started(port)
+        await _until_exit(process)
+    finally:
+        with trio.CancelScope(shield=True):
+            await _terminate_then_kill(process)
     log_event(logger, "ui.exited", logging.ERROR, returncode=process.returncode)
 
 
-async def _wait_healthy(host: str, port: int, process: trio.Process) -> None:
-    while process.returncode is None:
+def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start the UI from the thread that runs Trio, not from a worker thread as
+    ``trio.run_process`` does: Linux sends the parent-death signal when the *thread* that
+    forked exits, and Trio's idle worker threads exit after 10 s, so the UI was stopped
+    10 s after every start (found by the browser tests). Forking takes milliseconds,
+    once per run."""
+    preexec = _die_with_parent if sys.platform == "linux" else None
+    # The child only calls prctl before exec (no lock another thread could hold).
+    return subprocess.Popen(command, env=env, preexec_fn=preexec)  # noqa: PLW1509
+
+
+async def _terminate_then_kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    with trio.move_on_after(UI_STOP_GRACE_S):
+        await _until_exit(process)
+        return
+    process.kill()
+    await _until_exit(process)
+
+
+async def _until_exit(process: subprocess.Popen[bytes]) -> None:
+    """Until the process has exited and been reaped. The waiting thread is abandoned on
+    cancellation; it ends with the process, which shutdown always terminates."""
+    await trio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
+
+
+async def _wait_healthy(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
+    while process.poll() is None:
         if await _health_ok(host, port):
             return
         await trio.sleep(HEALTH_POLL_S)

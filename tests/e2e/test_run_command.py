@@ -91,13 +91,25 @@ def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
             pass
 
 
+# Trio's idle worker threads exit after 10 s; the UI used to be forked from one, and Linux's
+# parent-death signal (sent when the *thread* that forked exits) stopped it then.
+UI_OUTLIVES_WORKER_THREADS_S = 12.0
+
+
 @pytest.mark.slow
 def test_run_with_the_web_ui(tmp_path: Path) -> None:
-    with running_server(tmp_path / "data", extra=(), timeout_s=90):
+    with running_server(tmp_path / "data", extra=(), timeout_s=90) as (process, _):
         ui_port = wait_for_ui_port(tmp_path / "data")
-        with socket.create_connection(("127.0.0.1", ui_port), timeout=SOCKET_TIMEOUT_S) as s:
-            s.sendall(b"GET /_stcore/health HTTP/1.0\r\n\r\n")
-            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        assert ui_healthy(ui_port)
+        time.sleep(UI_OUTLIVES_WORKER_THREADS_S)  # an idle server: nothing else happens
+        assert ui_healthy(ui_port), "the UI stopped while the server was idle"
+        assert process.poll() is None
+
+
+def ui_healthy(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT_S) as s:
+        s.sendall(b"GET /_stcore/health HTTP/1.0\r\n\r\n")
+        return s.recv(4096).startswith(b"HTTP/1.1 200")
 
 
 def wait_for_ui_port(data_dir: Path, timeout_s: float = 60) -> int:
