@@ -25,7 +25,9 @@ from tests.e2e.test_run_command import wait_for_ui_port
 pytestmark = pytest.mark.browser
 
 REQUIRE_ENV = "SYNCROX_REQUIRE_BROWSER"
-STEP_TIMEOUT_MS = 30_000
+# Generous: on a loaded 2-core machine Streamlit's page can lose its connection for a while
+# (its inputs are disabled until it reconnects); one such wait once outlasted 30 s.
+STEP_TIMEOUT_MS = 60_000
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
