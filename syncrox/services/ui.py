@@ -4,7 +4,8 @@ The UI is started only after the services are listening and ``ports.json`` is wr
 learns where they are from ``SYNCROX_PORTS_FILE`` and ``SYNCROX_CONNECT_HOST``. It counts as
 started once ``/_stcore/health`` answers. On shutdown it gets SIGTERM, then SIGKILL after
 ``UI_STOP_GRACE_S``, so ``run`` always exits within its 5-second budget. If the UI process
-dies, the services keep running and the failure is logged. If ``run`` dies, even by
+dies, or never answers its health check within ``UI_START_TIMEOUT_S``, the services keep
+running and the failure is logged (``ui.exited``, ``ui.failed``). If ``run`` dies, even by
 ``kill -9``, Linux stops the UI (the parent-death signal, tied to the thread that forked it:
 the thread running Trio, which lives as long as ``run``).
 """
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -61,11 +63,20 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM us if ``run`` dies (even ``kill -9``),
-    so a crashed server never leaves an orphaned UI holding its port."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent_hook() -> Callable[[], None]:
+    """What the child runs before exec: ask Linux to SIGTERM it if ``run`` dies (even
+    ``kill -9``), so a crashed server never leaves an orphaned UI holding its port; and
+    exit at once if ``run`` already died between the fork and that request. ``prctl`` is
+    looked up here, in the parent, so the child only makes two system calls."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return hook
 
 
 async def run_ui(
@@ -86,15 +97,21 @@ async def run_ui(
     }
     process = _spawn(streamlit_command(FRONTEND_APP, config.host, port), env)
     try:
-        with trio.fail_after(UI_START_TIMEOUT_S):
-            await _wait_healthy(connect_host(config.host), port, process)
+        healthy = False
+        with trio.move_on_after(UI_START_TIMEOUT_S):
+            healthy = await _became_healthy(connect_host(config.host), port, process)
+        if not healthy:  # the services run on without a UI, as when it dies later
+            reason = f"no answer on /_stcore/health within {UI_START_TIMEOUT_S:g} s"
+            log_event(logger, "ui.failed", logging.ERROR, returncode=process.poll(), reason=reason)
+            task_status.started(0)
+            return
         log_event(logger, "service.start", host=config.host, port=port, pid=process.pid)
         task_status.started(port)
         await _until_exit(process)
+        log_event(logger, "ui.exited", logging.ERROR, returncode=process.returncode)
     finally:
         with trio.CancelScope(shield=True):
             await _terminate_then_kill(process)
-    log_event(logger, "ui.exited", logging.ERROR, returncode=process.returncode)
 
 
 def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -103,9 +120,14 @@ def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     forked exits, and Trio's idle worker threads exit after 10 s, so the UI was stopped
     10 s after every start (found by the browser tests). Forking takes milliseconds,
     once per run."""
-    preexec = _die_with_parent if sys.platform == "linux" else None
-    # The child only calls prctl before exec (no lock another thread could hold).
-    return subprocess.Popen(command, env=env, preexec_fn=preexec)  # noqa: PLW1509
+    preexec = _die_with_parent_hook() if sys.platform == "linux" else None
+    # The child only makes system calls before exec (no lock another thread could hold).
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=preexec,  # noqa: PLW1509
+    )
 
 
 async def _terminate_then_kill(process: subprocess.Popen[bytes]) -> None:
@@ -116,6 +138,7 @@ async def _terminate_then_kill(process: subprocess.Popen[bytes]) -> None:
         await _until_exit(process)
         return
     process.kill()
+    log_event(logger, "ui.killed", logging.WARNING, grace_s=UI_STOP_GRACE_S)
     await _until_exit(process)
 
 
@@ -125,12 +148,13 @@ async def _until_exit(process: subprocess.Popen[bytes]) -> None:
     await trio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
 
 
-async def _wait_healthy(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
+async def _became_healthy(host: str, port: int, process: subprocess.Popen[bytes]) -> bool:
+    """``True`` once the UI answers its health check; ``False`` if it exits first."""
     while process.poll() is None:
         if await _health_ok(host, port):
-            return
+            return True
         await trio.sleep(HEALTH_POLL_S)
-    raise RuntimeError(f"streamlit exited with status {process.returncode} while starting")
+    return False
 
 
 async def _health_ok(host: str, port: int) -> bool:

@@ -22,12 +22,13 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.e2e.process import running_server
 from tests.e2e.test_run_command import wait_for_ui_port
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REQUIRE_ENV = "SYNCROX_REQUIRE_BROWSER"
 # Generous: on a loaded 2-core machine Streamlit's page can lose its connection for a while
 # (its inputs are disabled until it reconnects); one such wait once outlasted 30 s.
 STEP_TIMEOUT_MS = 60_000
+expect.set_options(timeout=STEP_TIMEOUT_MS)  # checks too, not only actions (5 s otherwise)
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -97,11 +98,16 @@ def test_create_a_room_then_someone_joins_it_by_its_code(browser: Browser, ui_ur
     expect(bob.get_by_text("You are bob.")).to_be_visible()
 
 
-def test_a_refusal_is_shown_on_the_page(browser: Browser, ui_url: str) -> None:
+def test_refusals_are_shown_on_the_page(browser: Browser, ui_url: str) -> None:
     page = open_home(browser, ui_url)
     type_into(page, "Your name", "carol")
     page.get_by_role("tab", name="Join a room").click()
+    # The client's own check: never sent.
     type_into(page, "Room code", "12")
     page.get_by_role("button", name="Join").click()
-    expect(page.get_by_text(re.compile("room code"))).to_be_visible()
+    expect(page.get_by_text(re.compile("room code must be 4 digits"))).to_be_visible()
+    # The server's answer: a fresh server has no rooms at all.
+    type_into(page, "Room code", "1000")
+    page.get_by_role("button", name="Join").click()
+    expect(page.get_by_text("no room 1000")).to_be_visible()
     expect(page.get_by_role("heading", name=re.compile(r"^Room "))).to_have_count(0)
