@@ -68,6 +68,16 @@ class Member:
         return self.token_hash is not None
 
 
+def new_token() -> str:
+    """A fresh membership token: 192 random bits as 32 URL-safe base64 characters, never
+    starting with ``-``, which a command line would take for an option (``--token -Og...``
+    is refused by argparse: found by a CLI test that failed one time in 64)."""
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
@@ -96,7 +106,7 @@ class RoomRegistry:
         wait = self._creates.take(peer_host, trio.current_time())
         if wait:
             raise LocalProtocolError(RATE_LIMITED, f"too many new rooms, retry in {wait:.0f} s")
-        token = secrets.token_urlsafe(24)
+        token = new_token()
         for code in await self._candidate_codes():
             record = self._member_record(code, user, token)
             if await self._store.insert_room(code, record):
@@ -121,7 +131,7 @@ class RoomRegistry:
         if token is not None:
             await self._admit_with_token(code, user, token, peer_host)
             return token
-        token = secrets.token_urlsafe(24)
+        token = new_token()
         outcome = await self._store.insert_member(
             self._member_record(code, user, token), self._config.max_members_per_room
         )

@@ -16,7 +16,8 @@ import trio.testing
 
 from syncrox.config import RoomsConfig
 from syncrox.errors import LocalProtocolError
-from syncrox.services.registry import RoomRegistry
+from syncrox.protocol.names import validate_token
+from syncrox.services.registry import RoomRegistry, new_token
 from syncrox.store import Store
 
 PEER = "192.0.2.1"
@@ -177,3 +178,11 @@ async def test_presence_keeps_members_and_rooms_alive(store: Store) -> None:
         # Leaving the presence touched the membership: it lapses only after a new idle period.
         assert await registry.expire_once() == ([], [])
         assert registry.is_busy(member.code) is False
+
+
+def test_tokens_never_start_with_a_dash() -> None:
+    # `--token -Og...` is an option to argparse: the CLI could not take such a token.
+    tokens = [new_token() for _ in range(5000)]  # one in 64 would, by chance
+    assert not any(token.startswith("-") for token in tokens)
+    assert all(len(token) == 32 and validate_token(token) == token for token in tokens)
+    assert len(set(tokens)) == len(tokens)
