@@ -41,6 +41,7 @@ from syncrox.protocol.commands import COMMAND_WORD_MAX_CHARS
 
 # Re-exported: these commands are part of this protocol too.
 from syncrox.protocol.commands import Bye as Bye
+from syncrox.protocol.commands import Hello as Hello
 from syncrox.protocol.commands import Ping as Ping
 from syncrox.protocol.names import (
     validate_filename,
@@ -72,13 +73,6 @@ SNIFF_BYTES = 12  # enough for every signature above and RIFF....WEBP
 
 # ---------------------------------------------------------------------------------------
 # Client commands
-
-
-@dataclass(frozen=True)
-class Hello:
-    user: str
-    room: str
-    token: str | None = None
 
 
 @dataclass(frozen=True)

@@ -261,9 +261,19 @@ class SqliteFileStore:
         await self._db.run(update)
 
     async def add_events(self, transfer_id: str, first_idx: int, rows: Sequence[EventRow]) -> None:
+        values = [
+            (transfer_id, first_idx + i, r.ts, r.event, r.seq, r.bytes, r.rtt_ms, r.srtt_ms,
+             r.rttvar_ms, r.rto_ms, r.cwnd, r.ssthresh, r.in_flight, r.rwnd)
+            for i, r in enumerate(rows)
+        ]  # fmt: skip
+
         def insert(conn: sqlite3.Connection) -> None:
             with transaction(conn):
-                _insert_events(conn, transfer_id, first_idx, rows)
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO transfer_events (transfer_id, idx, {_EVENT_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    values,
+                )
 
         await self._db.run(insert)
 
@@ -313,18 +323,3 @@ def unreferenced_blobs(blobs: BlobStore, referenced: set[str]) -> list[str]:
         if is_digest(path.name) and path.name not in referenced:
             found.append(path.name)
     return found
-
-
-def _insert_events(
-    conn: sqlite3.Connection, transfer_id: str, first_idx: int, rows: Sequence[EventRow]
-) -> None:
-    values = [
-        (transfer_id, first_idx + i, r.ts, r.event, r.seq, r.bytes, r.rtt_ms, r.srtt_ms,
-         r.rttvar_ms, r.rto_ms, r.cwnd, r.ssthresh, r.in_flight, r.rwnd)
-        for i, r in enumerate(rows)
-    ]  # fmt: skip
-    conn.executemany(
-        f"INSERT OR IGNORE INTO transfer_events (transfer_id, idx, {_EVENT_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        values,
-    )

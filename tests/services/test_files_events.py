@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,16 @@ from tests.services.test_files_service import HOST, make_file, new_room
 LINE = b"0.5 ACK 1 4096 1.5 1.5 0.75 200 2 1048576 0 511\n"
 
 
+@asynccontextmanager
+async def member(
+    ports: BoundPorts, code: str, user: str, token: str | None = None
+) -> AsyncIterator[FilesClient]:
+    """A File Control connection admitted to room ``code`` as ``user``."""
+    async with FilesClient.connect(HOST, ports["files_tcp"]) as files:
+        await files.hello(code, user, token)
+        yield files
+
+
 def an_event() -> TransferEvent:
     return TransferEvent(0.0, EventKind.ACK, 1, 4096, 1.0, 1.0, 0.5, 200.0, 2.0, 64.0, 0, 511)
 
@@ -35,11 +47,9 @@ async def test_an_upload_reports_its_events_and_every_member_can_measure_it(
         code, token = await new_room(services)
         before = time.time()
         async with (
-            FilesClient.connect(HOST, services["files_tcp"]) as alice,
-            FilesClient.connect(HOST, services["files_tcp"]) as bob,
+            member(services, code, "alice", token) as alice,
+            member(services, code, "bob") as bob,
         ):
-            await alice.hello(code, "alice", token)
-            await bob.hello(code, "bob")
             sent = await upload(
                 alice, HOST, make_file(tmp_path, "up.bin", 200_000), TransferOptions()
             )
@@ -75,11 +85,9 @@ async def test_a_download_or_an_unknown_or_foreign_session_is_refused(
         code, token = await new_room(services)
         other_code, other_token = await new_room(services, "carol")
         async with (
-            FilesClient.connect(HOST, services["files_tcp"]) as alice,
-            FilesClient.connect(HOST, services["files_tcp"]) as carol,
+            member(services, code, "alice", token) as alice,
+            member(services, other_code, "carol", other_token) as carol,
         ):
-            await alice.hello(code, "alice", token)
-            await carol.hello(other_code, "carol", other_token)
             sent = await upload(
                 alice, HOST, make_file(tmp_path, "f.bin", 10_000), TransferOptions()
             )
@@ -101,8 +109,7 @@ async def test_a_malformed_report_stores_nothing_uses_the_attempt_and_the_connec
 ) -> None:
     with trio.fail_after(IO_TIMEOUT_S):
         code, token = await new_room(services)
-        async with FilesClient.connect(HOST, services["files_tcp"]) as alice:
-            await alice.hello(code, "alice", token)
+        async with member(services, code, "alice", token) as alice:
             ticket = await alice.upload_ticket(10, "a" * 64, "never.bin")
             body = LINE + b"0.25 ACK 2 4096 - - - 200 2 64 0 511\n"  # time goes back
             await alice.conn.send(f"EVENTS {ticket.session_id} {len(body)}\n".encode() + body)
@@ -146,8 +153,7 @@ async def test_a_malformed_events_line_closes_the_connection(
     # Its body would otherwise be read as commands: here, a DELETE of someone else's file.
     with trio.fail_after(IO_TIMEOUT_S):
         code, token = await new_room(services)
-        async with FilesClient.connect(HOST, services["files_tcp"]) as alice:
-            await alice.hello(code, "alice", token)
+        async with member(services, code, "alice", token) as alice:
             sent = await upload(
                 alice, HOST, make_file(tmp_path, "victim.bin", 100), TransferOptions()
             )
@@ -160,8 +166,7 @@ async def test_a_malformed_events_line_closes_the_connection(
                 reply = await bob.line()
                 assert reply is not None and reply.startswith("ERR BAD_ARGUMENT "), reply
                 assert await bob.closed()
-        async with FilesClient.connect(HOST, services["files_tcp"]) as alice:
-            await alice.hello(code, "alice", token)
+        async with member(services, code, "alice", token) as alice:
             assert [f.name for f in await alice.list_files()] == ["victim.bin"]
 
 
@@ -170,8 +175,7 @@ async def test_an_empty_report_is_refused_and_does_not_use_up_the_report(
 ) -> None:
     with trio.fail_after(IO_TIMEOUT_S):
         code, token = await new_room(services)
-        async with FilesClient.connect(HOST, services["files_tcp"]) as alice:
-            await alice.hello(code, "alice", token)
+        async with member(services, code, "alice", token) as alice:
             ticket = await alice.upload_ticket(10, "a" * 64, "never.bin")
             with pytest.raises(RequestRefused) as empty:
                 await alice.report_events(ticket.session_id, [], 0.0)
@@ -199,8 +203,7 @@ async def test_a_report_beyond_the_servers_limit_never_fails_the_upload(
     ):
         with trio.fail_after(IO_TIMEOUT_S):
             code, token = await new_room(ports)
-            async with FilesClient.connect(HOST, ports["files_tcp"]) as alice:
-                await alice.hello(code, "alice", token)
+            async with member(ports, code, "alice", token) as alice:
                 source = make_file(tmp_path, "big.bin", 400_000)
                 sent = await upload(alice, HOST, source, TransferOptions())
             assert sent.ok and sent.events_reported == 0
