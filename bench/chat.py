@@ -30,7 +30,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from bench.common import bench_main, cpu_seconds, parser, percentile, result_line, start_server
+from bench.common import (
+    bench_main,
+    cpu_seconds,
+    parser,
+    percentile,
+    result_line,
+    start_server,
+    stop_server,
+)
 
 CLIENT_PROCESSES = 2
 TARGET_CLIENTS = 200
@@ -295,8 +303,7 @@ def main() -> int:
                 report(outcome)
                 outcomes.append(outcome)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server(server)
     target, above = outcomes[1], outcomes[2]
     complete = target.delivered == target.sent * target.step.clients
     met = (

@@ -33,6 +33,11 @@ over every (edit, peer) pair, and that all replicas and the server converged. Th
 clients share this process (their CPU is reported): each edit is applied by nine of them,
 so a peer's own queueing is part of what is measured.
 
+Floor. The same replay through ``bench._relay_floor``, a Trio server that does nothing but
+acknowledge each frame and relay it (``relay``), and one that also appends it to SQLite
+first (``store``): no document, no checks. Its CPU against the same baseline is the least
+any server of this shape can cost, so it tells the platform's share of the cost from ours.
+
 Targets: server CPU <= 2 x bare pycrdt; p99 edit-to-peer < 50 ms.
 """
 
@@ -47,7 +52,15 @@ from dataclasses import dataclass
 import trio
 from pycrdt import Doc, Text, TransactionEvent
 
-from bench.common import bench_main, cpu_seconds, parser, percentile, result_line, start_server
+from bench.common import (
+    bench_main,
+    cpu_seconds,
+    parser,
+    percentile,
+    result_line,
+    start_server,
+    stop_server,
+)
 from syncrox.client.collab import CollabClient, tcp_connector
 from syncrox.config import CollabConfig
 from syncrox.errors import RemoteProtocolError
@@ -289,7 +302,11 @@ class ReplayOutcome:
     errors: list[str]
 
 
-async def replay(ports: dict[str, int], trace: Trace, server_pid: int) -> ReplayOutcome:
+async def replay(
+    ports: dict[str, int], trace: Trace, server_pid: int, ask_server: bool = True
+) -> ReplayOutcome:
+    """Replay ``trace`` through the server; with ``ask_server`` its text must converge too
+    (the relay floor holds no document to ask)."""
     room = await create_room(ports["rooms"])
     editors = [
         await RawEditor.connect(ports["collab"], room, f"trace{side}", client)
@@ -306,21 +323,36 @@ async def replay(ports: dict[str, int], trace: Trace, server_pid: int) -> Replay
                     replaying.start_soon(replay_editor, editor, trace, side)
             converged = True
         seconds, server_cpu = time.perf_counter() - started, cpu_seconds(server_pid) - cpu_before
-        with trio.move_on_after(SETTLE_TIMEOUT_S):
-            await editors[0].ask_state()
-            await editors[0].wait_for(lambda: editors[0].server_state is not None)
-        server_doc: Doc[Text] = Doc()
-        server_doc.apply_update(editors[0].server_state or b"\x00\x00")
-        server_text = str(server_doc.get(TEXT_NAME, type=Text))
-        converged = converged and all(
-            text == trace.final_text for text in (server_text, *(e.text for e in editors))
-        )
+        texts = [editor.text for editor in editors]
+        if ask_server:
+            texts.append(await server_text(editors[0]))
+        converged = converged and all(text == trace.final_text for text in texts)
         nursery.cancel_scope.cancel()
     for editor in editors:
         await editor.conn.aclose()
     frames = sum(editor.frames_sent for editor in editors)
     errors = [error for editor in editors for error in editor.errors]
     return ReplayOutcome(seconds, server_cpu, frames, converged, errors)
+
+
+async def server_text(editor: RawEditor) -> str:
+    with trio.move_on_after(SETTLE_TIMEOUT_S):
+        await editor.ask_state()
+        await editor.wait_for(lambda: editor.server_state is not None)
+    server_doc: Doc[Text] = Doc()
+    server_doc.apply_update(editor.server_state or b"\x00\x00")
+    return str(server_doc.get(TEXT_NAME, type=Text))
+
+
+def floor_replay(trace: Trace, mode: str) -> ReplayOutcome:
+    """The trace through ``bench._relay_floor`` (``relay`` or ``store``): what a server that
+    only acknowledges and relays (and, with ``store``, appends to SQLite) costs."""
+    with tempfile.TemporaryDirectory(prefix="bench-collab-floor-") as data_dir:
+        server, ports = start_server("bench._relay_floor", mode, data_dir)
+        try:
+            return trio.run(replay, ports, trace, server.pid, False)
+        finally:
+            stop_server(server)
 
 
 # ------------------------------------------------------------------------------ latency
@@ -412,12 +444,7 @@ async def typing_latency(ports: dict[str, int], seconds: float, server_pid: int)
         client_cpu = time.process_time() - cpu_clients
         observer = await RawEditor.connect(ports["collab"], room, "observer", 1)
         nursery.start_soon(observer.read)
-        with trio.move_on_after(SETTLE_TIMEOUT_S):
-            await observer.ask_state()
-            await observer.wait_for(lambda: observer.server_state is not None)
-        server_doc: Doc[Text] = Doc()
-        server_doc.apply_update(observer.server_state or b"\x00\x00")
-        converged = converged and str(server_doc.get(TEXT_NAME, type=Text)) == clients[0].text
+        converged = converged and await server_text(observer) == clients[0].text
         nursery.cancel_scope.cancel()
     await observer.conn.aclose()
     edits = sum(len(times) for times in sent)
@@ -468,8 +495,17 @@ def main() -> int:
             )
             latency = trio.run(typing_latency, ports, typing_seconds, server.pid)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server(server)
+    floors = {mode: floor_replay(trace, mode) for mode in ("relay", "store")}
+    for mode, floor in floors.items():
+        what = "acknowledges and relays" + (", appending to SQLite" if mode == "store" else "")
+        print(
+            f"floor ({mode}): a Trio server that only {what}: CPU {floor.server_cpu_s:.3f} s "
+            f"= {floor.server_cpu_s / bare:.2f} x bare "
+            f"({floor.server_cpu_s / floor.frames * 1e6:.0f} us per frame); "
+            f"converged: {floor.converged}",
+            flush=True,
+        )
     samples = latency.latencies_ms or [float("inf")]
     p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
     print(
@@ -480,7 +516,13 @@ def main() -> int:
         f"clients' CPU {latency.client_cpu_s / typing_seconds:.0%}",
         flush=True,
     )
-    converged = outcome.converged and bare_ok and latency.converged and not outcome.errors
+    converged = (
+        outcome.converged
+        and bare_ok
+        and latency.converged
+        and not outcome.errors
+        and all(floor.converged and not floor.errors for floor in floors.values())
+    )
     met = converged and ratio <= TARGET_COST_X_BARE and p99 < TARGET_P99_MS
     print(
         result_line(
@@ -495,6 +537,8 @@ def main() -> int:
             cost_target=TARGET_COST_X_BARE,
             core_cost_x_bare=core / bare,
             server_cpu_us_per_frame=outcome.server_cpu_s / outcome.frames * 1e6,
+            floor_relay_x_bare=floors["relay"].server_cpu_s / bare,
+            floor_store_x_bare=floors["store"].server_cpu_s / bare,
             editors=EDITORS,
             edits=latency.edits,
             p50_ms=p50,

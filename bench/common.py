@@ -91,12 +91,21 @@ def bench_main(main: Callable[[], int], service: str) -> None:
         sys.exit(main())
 
 
-def start_server(module: str, data_dir: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    """Start ``python -m <module> --serve <data_dir>`` (which calls ``serve_services``);
-    return the process and the ports it printed."""
+def start_server(module: str, *serve_args: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """Start ``python -m <module> --serve <serve_args...>`` (for a benchmark module, its data
+    directory: ``bench_main`` then calls ``serve_services``); return the process and the
+    ports it printed as JSON on its first line."""
     process = subprocess.Popen(
-        [sys.executable, "-m", module, "--serve", data_dir], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", module, "--serve", *serve_args], stdout=subprocess.PIPE, text=True
     )
     assert process.stdout is not None
     ports: dict[str, int] = json.loads(process.stdout.readline())
     return process, ports
+
+
+def stop_server(process: subprocess.Popen[str]) -> None:
+    """Stop a process from ``start_server`` and close its pipe."""
+    process.terminate()
+    process.wait(timeout=30)
+    if process.stdout is not None:
+        process.stdout.close()
