@@ -282,13 +282,13 @@ async def upload(
     ticket_at = trio.current_time()
     source = _Source(path)
     try:
-        conn = _client_connection(
+        conn, events = _client_connection(
             Direction.UPLOAD, ticket, client.room, name, options, source=source.read
         )
         conn.size, conn.sha256 = size, digest
         source.conn = conn
         result = await _run(
-            conn, source, host, ticket, options=options, progress=progress,
+            conn, events, source, host, ticket, options=options, progress=progress,
             control_rtt_s=ticket_at - asked_at,
         )  # fmt: skip
     finally:
@@ -339,12 +339,12 @@ async def download(
     control_rtt_s = trio.current_time() - asked_at
     sink = _FileSink(output, ticket)
     try:
-        conn = _client_connection(
+        conn, events = _client_connection(
             Direction.DOWNLOAD, ticket, client.room, name, options, resume_bytes=sink.resume_bytes
         )
         sink.conn = conn
         result = await _run(
-            conn, sink, host, ticket, options=options, progress=progress,
+            conn, events, sink, host, ticket, options=options, progress=progress,
             control_rtt_s=control_rtt_s,
         )  # fmt: skip
     finally:
@@ -362,7 +362,8 @@ def _client_connection(
     *,
     source: Callable[[int], bytes] | None = None,
     resume_bytes: int = 0,
-) -> Connection:
+) -> tuple[Connection, list[TransferEvent]]:
+    """The client's connection and the list its events are recorded into."""
     events: list[TransferEvent] = []
 
     def record(event: TransferEvent) -> None:
@@ -380,12 +381,12 @@ def _client_connection(
         offer=Offer(options.codec, options.algo, options.mss), resume_bytes=resume_bytes,
         on_event=record,
     )  # fmt: skip
-    conn.client_events = events  # type: ignore[attr-defined]
-    return conn
+    return conn, events
 
 
 async def _run(
     conn: Connection,
+    events: list[TransferEvent],
     app: _Source | _FileSink,
     host: str,
     ticket: proto.SessionTicket,
@@ -422,10 +423,12 @@ async def _run(
             nursery.cancel_scope.cancel()
     finally:
         transport.close()
-    return _result(conn, ticket, elapsed)
+    return _result(conn, events, ticket, elapsed)
 
 
-def _result(conn: Connection, ticket: proto.SessionTicket, elapsed: float) -> TransferResult:
+def _result(
+    conn: Connection, events: list[TransferEvent], ticket: proto.SessionTicket, elapsed: float
+) -> TransferResult:
     sender = conn.sender
     ok = conn.state in (State.CLOSED, State.TIME_WAIT)
     return TransferResult(
@@ -437,7 +440,7 @@ def _result(conn: Connection, ticket: proto.SessionTicket, elapsed: float) -> Tr
         final_cwnd=sender.cc.cwnd if sender else None,
         srtt_ms=sender.rtt.srtt_ms if sender else None,
         algo=conn.algo, codec=conn.codec.value, failure=conn.failure,
-        events=list(getattr(conn, "client_events", [])), clock_offset_s=wall_clock_offset_s(),
+        events=list(events), clock_offset_s=wall_clock_offset_s(),
     )  # fmt: skip
 
 
