@@ -188,9 +188,20 @@ class FilesConfig:
     partial_expiry_s: float = 3600.0  # how long an interrupted upload can be resumed
     max_partials: int = 64
     max_events_per_transfer: int = 50_000  # congestion events kept per transfer
+    # Tickets (UPLOAD, DOWNLOAD) per user in a room: a burst, then one per refill period.
+    ticket_burst: int = 32
+    ticket_refill_s: float = 0.5
+    # EVENTS report bytes per user in a room (parsing them costs CPU): a burst, then this
+    # many per second. The burst is raised to hold at least one maximal report.
+    report_burst_bytes: int = 32 << 20
+    report_bytes_per_s: float = 1_000_000.0
     transfers_listed: int = 50
     # False: verify/fsync/commit on the event loop (tests in virtual time, see store).
     disk_worker_thread: bool = True
+
+    def __post_init__(self) -> None:
+        if self.ticket_burst < 1 or self.ticket_refill_s < 0 or self.report_bytes_per_s <= 0:
+            raise ConfigError("files: ticket_burst >= 1, ticket_refill_s >= 0, report rate > 0")
 
 
 @dataclass(frozen=True)

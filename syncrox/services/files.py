@@ -20,14 +20,17 @@ import functools
 import logging
 import time
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 import trio
 
+from syncrox.config import FilesConfig
 from syncrox.errors import (
     BAD_ARGUMENT,
     BUSY,
     NOT_FOUND,
     NOT_MEMBER,
+    RATE_LIMITED,
     TIMEOUT,
     TOO_LARGE,
     LocalProtocolError,
@@ -37,6 +40,7 @@ from syncrox.net.lines import LineConnection
 from syncrox.net.tcp import line_loop, serve_tcp
 from syncrox.protocol import files as proto
 from syncrox.protocol.files_events import max_report_bytes, parse_event_report
+from syncrox.ratelimit import KeyedBuckets
 from syncrox.services.context import BoundPorts, ServiceContext
 from syncrox.services.files_export import event_row, to_csv, to_qlog
 from syncrox.services.files_udp import FileData
@@ -59,7 +63,7 @@ async def serve(
     transport = UdpTransport.bind(ctx.config.host, ctx.config.ports.files_udp)
     data = FileData(ctx.config.files, ctx.store.files, transport)
 
-    reports = trio.Semaphore(CONCURRENT_REPORTS)
+    reports = ReportGate.from_config(ctx.config.files)
 
     async def handle_connection(conn: LineConnection) -> None:
         await FilesSession(ctx, data, conn, reports).run()
@@ -79,16 +83,32 @@ async def serve(
         task_status.started({"files_tcp": port, "files_udp": data.udp_port})
 
 
+@dataclass
+class ReportGate:
+    """What ``EVENTS`` reports may cost, server-wide: ``slot`` bounds the bodies being read
+    or parsed at once, ``budget`` the bytes each user in a room may send (parsing costs CPU)."""
+
+    slot: trio.Semaphore
+    budget: KeyedBuckets
+
+    @classmethod
+    def from_config(cls, config: FilesConfig) -> ReportGate:
+        burst = max(config.report_burst_bytes, max_report_bytes(config.max_events_per_transfer))
+        return cls(
+            trio.Semaphore(CONCURRENT_REPORTS), KeyedBuckets(burst, 1 / config.report_bytes_per_s)
+        )
+
+
 class FilesSession:
     """One File Control connection."""
 
     def __init__(
-        self, ctx: ServiceContext, data: FileData, conn: LineConnection, reports: trio.Semaphore
+        self, ctx: ServiceContext, data: FileData, conn: LineConnection, reports: ReportGate
     ) -> None:
         self.ctx = ctx
         self.data = data
         self.conn = conn
-        self.reports = reports  # EVENTS bodies being read or parsed, server-wide
+        self.reports = reports
         self.member: Member | None = None
         self._presence = AsyncExitStack()
 
@@ -201,11 +221,17 @@ class FilesSession:
             )  # fmt: skip
         if command.size == 0:
             raise LocalProtocolError(BAD_ARGUMENT, "an event report holds at least one event")
+        key = f"{self.member.code}/{self.member.user}"
+        wait = self.reports.budget.take(key, trio.current_time(), cost=command.size)
+        if wait:
+            raise LocalProtocolError(
+                RATE_LIMITED, f"too many event report bytes, retry in {wait:.0f} s", fatal=True
+            )
         # The slot bounds the memory and the thread a body takes, from its first byte to
         # its last row stored; a member holding it with a slow body delays others'
         # reports (then BUSY), never anything else.
         with trio.move_on_after(REPORT_QUEUE_S) as queued:
-            await self.reports.acquire()
+            await self.reports.slot.acquire()
         if queued.cancelled_caught:
             raise LocalProtocolError(
                 BUSY, "too many event reports at once, try again later", fatal=True
@@ -213,7 +239,7 @@ class FilesSession:
         try:
             return await self._store_report(command, limit)
         finally:
-            self.reports.release()
+            self.reports.slot.release()
 
     async def _store_report(self, command: proto.ReportEvents, limit: int) -> str:
         body = await self._report_body(command.size)

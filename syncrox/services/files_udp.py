@@ -42,7 +42,7 @@ from typing import TypeVar
 import trio
 
 from syncrox.config import FilesConfig
-from syncrox.errors import BUSY, NOT_FOUND, LocalProtocolError, StoreError
+from syncrox.errors import BUSY, NOT_FOUND, RATE_LIMITED, LocalProtocolError, StoreError
 from syncrox.logs import log_event
 from syncrox.net.datagram import DatagramTransport
 from syncrox.net.transfer import DatagramRouter, TransferSession, wall_clock_offset_s
@@ -50,6 +50,7 @@ from syncrox.protocol.files import SessionTicket, Upload, transfer_id_of
 from syncrox.protocol.rudp.connection import UNCONFIRMED, Connection, Direction, Limits, Role
 from syncrox.protocol.rudp.events import ROUTINE_KINDS, TransferEvent
 from syncrox.protocol.rudp.packets import Codec
+from syncrox.ratelimit import KeyedBuckets
 from syncrox.services.files_export import event_row
 from syncrox.services.registry import Member
 from syncrox.store.blobs import BlobWriter
@@ -180,6 +181,7 @@ class FileData:
         self.limits = limits_from(config)
         self.partials: dict[tuple[str, str, int, str], PartialUpload] = {}
         self.store_lock = trio.Lock()  # blob commit + row update vs. deletion of blobs
+        self.ticket_rates = KeyedBuckets(config.ticket_burst, config.ticket_refill_s)
         self._nursery: trio.Nursery | None = None
 
     @property
@@ -203,6 +205,7 @@ class FileData:
     # ------------------------------------------------------------------ opening sessions
 
     async def open_upload(self, member: Member, command: Upload) -> SessionTicket:
+        self._take_ticket(member)
         self._check_capacity(member.code)
         partial = self._partial_for(member, command)
         app = UploadApp(self, partial, member)
@@ -219,6 +222,7 @@ class FileData:
         return SessionTicket(conn.session_id, self.udp_port, command.size, command.sha256)
 
     async def open_download(self, member: Member, name: str) -> SessionTicket:
+        self._take_ticket(member)
         self._check_capacity(member.code)
         record = await self.files.get_file(member.code, name)
         if record is None:
@@ -240,6 +244,13 @@ class FileData:
         holder.append(conn)
         await self._start(conn, app, member, name)
         return SessionTicket(conn.session_id, self.udp_port, record.size, record.digest)
+
+    def _take_ticket(self, member: Member) -> None:
+        """Tickets per user in a room are rate-limited: each can hold a session for a
+        while and buys one event report (docs/SECURITY.md)."""
+        wait = self.ticket_rates.take(f"{member.code}/{member.user}", trio.current_time())
+        if wait:
+            raise LocalProtocolError(RATE_LIMITED, f"too many transfers, retry in {wait:.1f} s")
 
     def _check_capacity(self, room: str) -> None:
         sessions = self.router.sessions.values()
