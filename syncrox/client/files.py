@@ -227,7 +227,8 @@ class _FileSink:
     def _prepare(self) -> None:
         """Keep exactly the chunks the handshake said we hold, and hash them."""
         assert self.conn is not None
-        keep = self.conn.resume_chunks * self.conn.mss
+        # All chunks held ends with a short one: never keep (or grow the file to) more.
+        keep = min(self.conn.resume_chunks * self.conn.mss, self.ticket.size)
         self._handle.truncate(keep)
         self._handle.seek(0)
         left = keep

@@ -53,7 +53,7 @@ from syncrox.protocol.rudp.packets import Codec
 from syncrox.ratelimit import KeyedBuckets
 from syncrox.services.files_export import event_row
 from syncrox.services.registry import Member
-from syncrox.store.blobs import BlobWriter
+from syncrox.store.blobs import BlobStore, BlobWriter
 from syncrox.store.files import EventRow, FileRecord, FileStore, TransferRecord, unreferenced_blobs
 
 logger = logging.getLogger("syncrox.files")
@@ -108,10 +108,18 @@ class PartialUpload:
     mss: int = 0
     app: UploadApp | None = None
     touched_s: float = 0.0
+    finishing: bool = False  # being verified and stored: nobody may take it over
 
     @property
     def key(self) -> tuple[str, str, int, str]:
         return (self.room, self.name, self.size, self.sha256)
+
+    def restart(self, blobs: BlobStore) -> None:
+        """Empty it: the session could not resume (another chunk size, see
+        ``Connection._negotiate``)."""
+        self.writer.abort()
+        self.writer = blobs.writer()
+        self.hasher = hashlib.sha256()
 
 
 class UploadApp:
@@ -122,11 +130,27 @@ class UploadApp:
         self.conn: Connection | None = None
         self.detached = False
         self.stored = False
+        self._aligned = False
+
+    def _align(self) -> None:
+        """Before the first chunk: the partial must hold exactly what the handshake said
+        (the resume point), or nothing when the session could not resume."""
+        conn, partial = self.conn, self.partial
+        assert conn is not None
+        held = min(conn.resume_chunks * conn.mss, partial.size)
+        if partial.writer.size != held:
+            if held:
+                raise StoreError(f"partial holds {partial.writer.size} bytes, not {held}")
+            partial.restart(self.data.files.blobs)
+        partial.mss = conn.mss
+        self._aligned = True
 
     def write(self, chunks: list[bytes]) -> None:
         if self.detached:
             return  # a newer session took this partial over
         try:
+            if not self._aligned:
+                self._align()
             for chunk in chunks:
                 self.partial.writer.write(chunk)
                 self.partial.hasher.update(chunk)
@@ -141,7 +165,11 @@ class UploadApp:
         if partial.writer.size != partial.size or partial.hasher.hexdigest() != partial.sha256:
             self.data.drop_partial(partial)
             raise LocalProtocolError(BAD_DIGEST, "the received file does not match its SHA-256")
-        await self.data.store_upload(partial, self.member)
+        partial.finishing = True
+        try:
+            await self.data.store_upload(partial, self.member)
+        finally:
+            partial.finishing = False
         self.stored = True
         conn = self.conn
         if conn is not None:  # the upload is stored now, though TIME_WAIT lingers on
@@ -216,9 +244,7 @@ class FileData:
         app.conn = conn
         partial.app = app
         partial.touched_s = trio.current_time()
-        session = await self._start(conn, app, member, command.name)
-        # The chunk size is fixed once the handshake is done; a resumed upload reuses it.
-        self._nursery_or_fail().start_soon(self._remember_mss, session, partial)
+        await self._start(conn, app, member, command.name)
         return SessionTicket(conn.session_id, self.udp_port, command.size, command.sha256)
 
     async def open_download(self, member: Member, name: str) -> SessionTicket:
@@ -267,6 +293,8 @@ class FileData:
             if same_name and other.key != key and other.app is not None:
                 raise LocalProtocolError(BUSY, f"another upload of {command.name} is running")
         partial = self.partials.get(key)
+        if partial is not None and partial.finishing:
+            raise LocalProtocolError(BUSY, f"{command.name} is being stored, try again shortly")
         if partial is not None and partial.writer.closed:
             self.drop_partial(partial)  # its blob failed or was committed: nothing to resume
             partial = None
@@ -334,11 +362,6 @@ class FileData:
         if self._nursery is None:
             raise LocalProtocolError(BUSY, "the file data service is not running")
         return self._nursery
-
-    async def _remember_mss(self, session: TransferSession, partial: PartialUpload) -> None:
-        await session.established.wait()
-        if session.conn.mss and not partial.mss and partial.app is session.app:
-            partial.mss = session.conn.mss
 
     # ------------------------------------------------------------------ session lifetime
 

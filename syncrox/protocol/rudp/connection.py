@@ -293,7 +293,7 @@ class Connection:
         self._move(T.SYN)
         held = 0
         if self.direction is Direction.UPLOAD:
-            held = min(self.resume_bytes // self.mss, self.total)
+            held = self._resume_point()
             self.resume_chunks = held
             self.receiver = self._new_receiver(held)
         self._reply = self._json.packet(
@@ -311,13 +311,26 @@ class Connection:
         wanted = {codec.value: codec for codec in self.limits.codecs}
         self.codec = wanted.get(syn.codec, Codec.JSON)
         self.algo = syn.algo if syn.algo in ALGORITHMS else DEFAULT_ALGORITHM
-        if self.resume_mss:
+        largest = min(self.limits.max_mss_bytes, max_payload_bytes(self.codec, self.filename))
+        # A resumed upload keeps its first session's chunk size, so that the chunks held line
+        # up, if this session's codec can carry it and the client accepts it (at most its
+        # offer or the default: _check_syn_ack). Otherwise it starts afresh (the service
+        # then empties the partial: resume_chunks is 0).
+        client_accepts = max(syn.mss, DEFAULT_MSS_BYTES)
+        if self.resume_mss and self.resume_mss <= min(largest, client_accepts):
             self.mss = self.resume_mss
         else:
-            largest = min(self.limits.max_mss_bytes, max_payload_bytes(self.codec, self.filename))
+            self.resume_bytes = 0
             self.mss = min(max(syn.mss or DEFAULT_MSS_BYTES, MIN_MSS_BYTES), largest)
         self.total = chunk_count(self.size, self.mss)
         self._peer_rwnd = syn.rwnd
+
+    def _resume_point(self) -> int:
+        """Chunks an upload's receiver already holds: all of them once it holds every byte
+        (the last chunk may be short, so the division alone would ask for it again)."""
+        if self.resume_bytes >= self.size:
+            return self.total
+        return min(self.resume_bytes // self.mss, self.total)
 
     def _on_syn_ack(self, packet: Packet, now: float) -> bool:
         if self.state is not State.SYN_SENT:
@@ -340,7 +353,7 @@ class Connection:
             self._syn_resent = syn_retries > 0
             self._sample_syn(now)
         else:
-            held = min(self.resume_bytes // self.mss, self.total)
+            held = self._resume_point()
             self.resume_chunks = held
             self.receiver = self._new_receiver(held)
         self._reply = self._json.packet(

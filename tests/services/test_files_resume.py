@@ -1,0 +1,173 @@
+"""Resuming uploads across sessions that differ: in chunk size, in codec, after every chunk
+arrived but not the FIN, and while the first session is still storing the file."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+import syncrox.client.files as client_files
+import syncrox.store.blobs as blobs_module
+from syncrox.client.files import FilesClient, TransferOptions, download, upload
+from syncrox.errors import RequestRefused
+from syncrox.net.datagram import UdpTransport
+from syncrox.netem import NetemConfig
+from syncrox.protocol.rudp.codec import decode_datagram
+from syncrox.protocol.rudp.packets import Codec, PacketType
+from syncrox.services.context import BoundPorts
+from tests.conftest import IO_TIMEOUT_S
+from tests.services.test_files_service import HOST, make_file, new_room
+
+
+async def interrupted_upload(files: FilesClient, source: Path, options: TransferOptions) -> None:
+    """An upload whose client dies half-way (the server keeps a partial)."""
+    with trio.CancelScope() as scope:
+
+        def stop_half_way(done: int, total: int) -> None:
+            if done >= total // 2:
+                scope.cancel()
+
+        await upload(files, HOST, source, options, progress=stop_half_way)
+    assert scope.cancelled_caught
+
+
+async def assert_stored(files: FilesClient, source: Path, tmp_path: Path) -> None:
+    expected = await trio.Path(source).read_bytes()
+    [entry] = await files.list_files()
+    assert entry.sha256 == hashlib.sha256(expected).hexdigest()
+    output = tmp_path / "back.bin"
+    assert (await download(files, HOST, source.name, output, TransferOptions())).ok
+    assert await trio.Path(output).read_bytes() == expected
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "resumes"),
+    [
+        # A larger chunk than the client now accepts: start afresh (it used to be refused
+        # on every retry, each retry keeping the partial alive).
+        (TransferOptions(mss=8192), TransferOptions(), False),
+        # A chunk JSON cannot carry: start afresh (its datagrams used to be too large to send).
+        (
+            TransferOptions(codec=Codec.BINARY, mss=61440),
+            TransferOptions(codec=Codec.JSON, mss=61440),
+            False,
+        ),
+        # The default chunk, now that the client would take a larger one: resumed.
+        (TransferOptions(), TransferOptions(mss=8192), True),
+    ],
+)  # fmt: skip
+async def test_a_resume_with_another_chunk_size_or_codec_still_stores_the_file(
+    services: BoundPorts, tmp_path: Path, first: TransferOptions, then: TransferOptions,
+    resumes: bool,
+) -> None:  # fmt: skip
+    first = dataclasses.replace(first, netem=NetemConfig(rate_bytes_per_s=2_000_000, seed=1))
+    with trio.fail_after(IO_TIMEOUT_S * 2):
+        code, token = await new_room(services)
+        source = make_file(tmp_path, "big.bin", 1_000_000)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            await interrupted_upload(files, source, first)
+            result = await upload(files, HOST, source, then)
+            assert result.ok, result.failure
+            assert (result.resumed_bytes >= 400_000) is resumes, result.resumed_bytes
+            assert result.timeouts == 0
+            await assert_stored(files, source, tmp_path)
+
+
+class _LosesFins:
+    """The client's UDP socket, except that every FIN it sends is lost."""
+
+    def __init__(self, inner: UdpTransport, fin_sent: trio.Event) -> None:
+        self.inner, self.fin_sent = inner, fin_sent
+        self.local_address = inner.local_address
+
+    async def receive_batch(self) -> list[tuple[bytes, tuple[str, int]]]:
+        return await self.inner.receive_batch()
+
+    async def send(self, data: bytes, address: tuple[str, int]) -> None:
+        if decode_datagram(data).type is PacketType.FIN:
+            self.fin_sent.set()
+            return
+        await self.inner.send(data, address)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+async def test_an_upload_whose_every_chunk_arrived_resumes_to_its_end(
+    services: BoundPorts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10 000 bytes: the last chunk is short, so "chunks held" is not bytes // chunk size
+    # (the last chunk used to be asked for again and written twice: BAD_DIGEST).
+    fin_sent = trio.Event()
+    real_bind = UdpTransport.bind
+
+    def bind_losing_fins(host: str, port: int) -> _LosesFins:
+        return _LosesFins(real_bind(host, port), fin_sent)
+
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        source = make_file(tmp_path, "f.bin", 10_000)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            monkeypatch.setattr(client_files.UdpTransport, "bind", bind_losing_fins)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(upload, files, HOST, source, TransferOptions())
+                await fin_sent.wait()
+                await trio.sleep(0.2)
+                nursery.cancel_scope.cancel()  # the client dies before its FIN arrives
+            monkeypatch.undo()
+            result = await upload(files, HOST, source, TransferOptions())
+            assert result.ok, result.failure
+            assert result.resumed_bytes == 10_000 and result.retransmissions == 0
+            await assert_stored(files, source, tmp_path)
+
+
+async def test_an_upload_being_stored_cannot_be_taken_over(
+    services: BoundPorts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second UPLOAD of the same file while the first is committing it used to take its
+    # partial over: both clients told they failed, or the verified file lost.
+    real_fsync, storing = os.fsync, trio.Event()
+    token_for_thread = trio.lowlevel.current_trio_token()
+
+    def slow_fsync(fd: int) -> None:
+        if not storing.is_set():
+            trio.from_thread.run_sync(storing.set, trio_token=token_for_thread)
+            time.sleep(1.0)  # a large file's fsync
+        real_fsync(fd)
+
+    monkeypatch.setattr(blobs_module.os, "fsync", slow_fsync)
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        source = make_file(tmp_path, "f.bin", 10_000)
+        async with (
+            FilesClient.connect(HOST, services["files_tcp"]) as alice,
+            FilesClient.connect(HOST, services["files_tcp"]) as bob,
+        ):
+            await alice.hello(code, "alice", token)
+            await bob.hello(code, "bob")
+            async with trio.open_nursery() as nursery:
+                results = []
+
+                async def first() -> None:
+                    results.append(await upload(alice, HOST, source, TransferOptions()))
+
+                nursery.start_soon(first)
+                await storing.wait()
+                with pytest.raises(RequestRefused) as busy:
+                    await bob.upload_ticket(
+                        10_000, hashlib.sha256(source.read_bytes()).hexdigest(), "f.bin"
+                    )
+                assert busy.value.code == "BUSY"
+                assert "being stored" in busy.value.message
+            [stored] = results
+            assert stored.ok, stored.failure
+            monkeypatch.undo()
+            await assert_stored(alice, source, tmp_path)
