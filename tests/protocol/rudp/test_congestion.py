@@ -107,6 +107,18 @@ def test_newreno_partial_ack_keeps_recovering() -> None:
     assert (cc.cwnd, cc.in_recovery) == (6.0, False)
 
 
+def test_newreno_partial_ack_never_shrinks_the_usable_window_below_ssthresh() -> None:
+    # Chunks SACKed before recovery began are not in the inflation (it starts at 3): a
+    # partial ACK covering them deflates the inflation, not the usable window.
+    cc = NewReno()
+    cc.cwnd = 20.0
+    assert cc.on_loss(ack=0, highest_sent=20, now=0.0)
+    cc.on_duplicate(1)
+    assert (cc.cwnd, cc.ssthresh, cc.inflation, cc.send_window) == (14.0, 10.0, 4.0, 10.0)
+    assert cc.on_ack(8, ack=8, now=0.0, srtt_s=None, cwnd_limited=True)
+    assert (cc.cwnd, cc.inflation, cc.send_window, cc.in_recovery) == (10.0, 0.0, 10.0, True)
+
+
 def test_reno_ignores_partial_acks() -> None:
     cc = Reno()
     cc.cwnd = 12.0

@@ -2,7 +2,8 @@
 
 On entering recovery it records ``recover``, the highest chunk sent. An ACK below it is
 *partial*: the next hole is resent at once, cwnd is deflated by the chunks acknowledged and
-one is added back, and recovery continues. An ACK at or above ``recover`` is *full*: cwnd =
+one is added back (never below ssthresh: the inflation is what deflates), and recovery
+continues. An ACK at or above ``recover`` is *full*: cwnd =
 ssthresh and recovery ends. Duplicate ACKs for a window already recovered (``ack <
 recover``) do not halve the window again (RFC 6582 §3.2 step 1).
 """
@@ -28,9 +29,12 @@ class NewReno(Reno):
         if ack >= self.recover:
             self._deflate()
             return False
-        # Partial ACK: deflate by what left the network, add back the chunk we resend.
-        self.cwnd = max(self.cwnd - acked + 1.0, 1.0)
+        # Partial ACK: deflate by what left the network, add back the chunk we resend. Of
+        # the inflation only: the usable window stays ssthresh, as RFC 6582 means it to.
+        # Chunks SACKed before recovery began were never in the inflation (it starts at 3)
+        # and are no longer in the pipe; deflating cwnd by them too would count them twice.
         self.inflation = max(self.inflation - acked + 1.0, 0.0)
+        self.cwnd = self.ssthresh + self.inflation
         return True
 
     def on_loss(self, *, ack: int, highest_sent: int, now: float) -> bool:
