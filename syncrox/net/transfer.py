@@ -202,7 +202,10 @@ class TransferSession:
         except SyncroxError as exc:
             self.conn.abort(_code(exc, REFUSED), str(exc), trio.current_time())
         else:
-            self.conn.commit(trio.current_time())
+            # The peer may have reset the session while the file was being stored: it is
+            # stored all the same, and there is nobody left to acknowledge.
+            if not self.conn.terminal:
+                self.conn.commit(trio.current_time())
         await self.flush(trio.current_time())
 
     async def abort(self, code: str, text: str) -> None:

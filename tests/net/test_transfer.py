@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from collections.abc import Callable
 
 import pytest
@@ -19,6 +20,7 @@ from syncrox.protocol.rudp.codec import decode_datagram, encode_binary, encode_j
 from syncrox.protocol.rudp.connection import Connection, Direction, Limits, Offer, Role, State
 from syncrox.protocol.rudp.packets import Codec, Packet, PacketType
 from tests.net.test_transfer_virtual_time import MemorySink, NoSink
+from tests.protocol.rudp.harness import FakeNetwork, Pair
 
 SESSION = "00112233445566778899aabbccddeeff"
 OTHER_SESSION = "ffeeddccbbaa99887766554433221100"
@@ -244,3 +246,35 @@ async def test_one_sessions_failure_ends_that_session_only(
         assert crashes and crashes[0].exc_info is not None
     else:  # an expected failure (a disk error) is a clear line, not a crash
         assert not crashes
+
+
+class _ResetWhileStoring:
+    """An upload's app whose peer resets the session while ``finish`` stores the file."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn, self.stored = conn, False
+
+    def write(self, chunks: list[bytes]) -> None:
+        pass
+
+    async def finish(self) -> None:
+        await trio.lowlevel.checkpoint()
+        reset = Packet(PacketType.RST, self.conn.session_id, error="ABORTED")
+        self.conn.receive(reset, trio.current_time())
+        self.stored = True
+
+
+async def test_a_reset_while_the_file_is_stored_ends_the_session_quietly(
+    mock_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    pair = Pair(DATA, Direction.UPLOAD, FakeNetwork(random.Random(1)), commit=False)
+    pair.start()
+    while pair.server.state is not State.FIN_RCVD and pair.step():
+        pass
+    assert pair.server.state is State.FIN_RCVD
+    app = _ResetWhileStoring(pair.server)
+    session = TransferSession(pair.server, Wire(), CLIENT, app)
+    with trio.fail_after(5):
+        await session.run()
+    assert app.stored and pair.server.state is State.FAILED
+    assert not [r for r in caplog.records if "crash" in r.getMessage()]
