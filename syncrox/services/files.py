@@ -54,6 +54,11 @@ logger = logging.getLogger("syncrox.files")
 # event loop's share of it) more thinly.
 CONCURRENT_REPORTS = 1
 REPORT_QUEUE_S = 30.0  # how long a report waits for the slot before BUSY
+# METRICS exports built at once, server-wide (a maximal one: ~100 000 rows, ~14 MB, about a
+# second of Python): in a worker thread, one at a time, so memory is bounded and the event
+# loop keeps most of the interpreter.
+CONCURRENT_EXPORTS = 1
+EXPORT_QUEUE_S = 30.0
 REPORT_ROWS_PER_WRITE = 5000
 
 
@@ -63,7 +68,7 @@ async def serve(
     transport = UdpTransport.bind(ctx.config.host, ctx.config.ports.files_udp)
     data = FileData(ctx.config.files, ctx.store.files, transport)
 
-    reports = ReportGate.from_config(ctx.config.files)
+    reports = EventsGate.from_config(ctx.config.files)
 
     async def handle_connection(conn: LineConnection) -> None:
         await FilesSession(ctx, data, conn, reports).run()
@@ -84,18 +89,22 @@ async def serve(
 
 
 @dataclass
-class ReportGate:
-    """What ``EVENTS`` reports may cost, server-wide: ``slot`` bounds the bodies being read
-    or parsed at once, ``budget`` the bytes each user in a room may send (parsing costs CPU)."""
+class EventsGate:
+    """What congestion events may cost, server-wide: ``slot`` bounds the ``EVENTS`` bodies
+    being read or parsed at once, ``budget`` the report bytes each user in a room may send
+    (parsing costs CPU), ``exports`` the ``METRICS`` bodies being built at once."""
 
     slot: trio.Semaphore
     budget: KeyedBuckets
+    exports: trio.Semaphore
 
     @classmethod
-    def from_config(cls, config: FilesConfig) -> ReportGate:
+    def from_config(cls, config: FilesConfig) -> EventsGate:
         burst = max(config.report_burst_bytes, max_report_bytes(config.max_events_per_transfer))
         return cls(
-            trio.Semaphore(CONCURRENT_REPORTS), KeyedBuckets(burst, 1 / config.report_bytes_per_s)
+            trio.Semaphore(CONCURRENT_REPORTS),
+            KeyedBuckets(burst, 1 / config.report_bytes_per_s),
+            trio.Semaphore(CONCURRENT_EXPORTS),
         )
 
 
@@ -103,7 +112,7 @@ class FilesSession:
     """One File Control connection."""
 
     def __init__(
-        self, ctx: ServiceContext, data: FileData, conn: LineConnection, reports: ReportGate
+        self, ctx: ServiceContext, data: FileData, conn: LineConnection, reports: EventsGate
     ) -> None:
         self.ctx = ctx
         self.data = data
@@ -194,14 +203,17 @@ class FilesSession:
         transfer = await files.get_transfer(command.transfer_id)
         if transfer is None or transfer.room != member.code:
             raise LocalProtocolError(NOT_FOUND, "no such transfer in this room")
-        rows = await files.events(transfer.id)
-        if command.format == "csv":
-            body = to_csv(transfer, rows)
-        else:
-            # An upload's events are its client's report: the client's vantage point.
-            vantage = "client" if transfer.direction == "upload" else "server"
-            body = to_qlog(transfer, rows, vantage=vantage)
-        await self.conn.send(f"METRICS {command.format} {len(body)}\n".encode() + body)
+        with trio.move_on_after(EXPORT_QUEUE_S) as queued:
+            await self.reports.exports.acquire()
+        if queued.cancelled_caught:
+            raise LocalProtocolError(BUSY, "too many metrics exports at once, try again later")
+        try:
+            rows = await files.events(transfer.id)
+            body = await trio.to_thread.run_sync(_export, transfer, rows, command.format)
+            del rows
+            await self.conn.send(f"METRICS {command.format} {len(body)}\n".encode() + body)
+        finally:
+            self.reports.exports.release()
 
     async def _take_report(self, command: proto.ReportEvents) -> str:
         # The body's bytes follow the line whatever the answer. Refused before it is read:
@@ -275,6 +287,14 @@ class FilesSession:
                 BAD_ARGUMENT, "only an upload's events are reported: the server sends downloads"
             )
         return transfer
+
+
+def _export(transfer: TransferRecord, rows: list[EventRow], form: str) -> bytes:
+    if form == "csv":
+        return to_csv(transfer, rows)
+    # An upload's events are its client's report: the client's vantage point.
+    vantage = "client" if transfer.direction == "upload" else "server"
+    return to_qlog(transfer, rows, vantage=vantage)
 
 
 def _report_rows(body: bytes, limit: int, ticket_time_s: float) -> list[EventRow]:

@@ -86,8 +86,11 @@ class EventRecorder:
         self.offset_s = wall_clock_offset_s()
 
     def __call__(self, event: TransferEvent) -> None:
-        if self.count >= self.max_events and event.kind in ROUTINE_KINDS:
-            self.dropped += 1  # beyond the cap, only the rare, telling events are kept
+        # Beyond the cap only the rare, telling events are kept, and those up to a hard
+        # bound (twice the cap), as the client does for its reports: exports stay bounded.
+        beyond = self.count >= self.max_events
+        if (beyond and event.kind in ROUTINE_KINDS) or self.count >= 2 * self.max_events:
+            self.dropped += 1
             return
         self.count += 1
         self.pending.append(event_row(event, self.offset_s))

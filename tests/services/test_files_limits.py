@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import trio
 
+from syncrox.client.files import FilesClient
 from syncrox.config import Config, ConfigError, FilesConfig
 from syncrox.errors import RequestRefused
+from syncrox.protocol.files import transfer_id_of
 from syncrox.protocol.files_events import max_report_bytes
+from syncrox.protocol.rudp.events import EventKind, TransferEvent
 from syncrox.services import files
+from syncrox.services.files_udp import EventRecorder
 from tests.conftest import IO_TIMEOUT_S
 from tests.services.helpers import raw_client, running_service
 from tests.services.test_files_events import LINE, an_event, member
@@ -86,3 +91,54 @@ async def test_event_report_bytes_are_rate_limited_per_user(config: Config) -> N
 def test_budgets_must_be_sane(changes: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         FilesConfig(**changes)  # type: ignore[arg-type]
+
+
+async def test_the_servers_event_record_is_bounded_even_for_telling_events() -> None:
+    recorder = EventRecorder(max_events=3)
+    for seq in range(1, 11):
+        recorder(
+            TransferEvent(0.0, EventKind.ACK, seq, 4096, 1.0, 1.0, 0.5, 200.0, 2.0, 64.0, 0, 9)
+        )
+    for seq in range(1, 11):
+        recorder(
+            TransferEvent(1.0, EventKind.TIMEOUT, seq, 0, None, 1.0, 0.5, 400.0, 1.0, 2.0, 0, 9)
+        )
+    _, rows = recorder.take()
+    assert [row.event for row in rows].count("ACK") == 3  # routine ones: up to the cap
+    assert len(rows) == 6 and recorder.dropped == 14  # telling ones: up to twice the cap
+
+
+async def test_metrics_exports_are_built_one_at_a_time(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_export = files._export
+
+    def slow_export(*args: object) -> bytes:
+        time.sleep(0.5)
+        return real_export(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files, "_export", slow_export)
+    monkeypatch.setattr(files, "EXPORT_QUEUE_S", 0.1)
+    async with running_service(config, files.serve) as (ports, _):
+        with trio.fail_after(IO_TIMEOUT_S):
+            code, token = await new_room(ports)
+            async with (
+                member(ports, code, "alice", token) as alice,
+                member(ports, code, "bob") as bob,
+            ):
+                ticket = await alice.upload_ticket(10, "a" * 64, "f.bin")
+                assert await alice.report_events(ticket.session_id, [an_event()], 0.0) == 1
+                transfer_id = transfer_id_of(ticket.session_id)
+                outcomes: list[object] = []
+
+                async def export(client: FilesClient) -> None:
+                    try:
+                        outcomes.append(await client.metrics(transfer_id, "csv"))
+                    except RequestRefused as exc:
+                        outcomes.append(exc.code)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(export, alice)
+                    nursery.start_soon(export, bob)
+            assert sorted(map(type, outcomes), key=str) == [bytes, str]
+            assert "BUSY" in outcomes
