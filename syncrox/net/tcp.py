@@ -16,7 +16,15 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from syncrox.config import TcpLimits
-from syncrox.errors import BUSY, TIMEOUT, TOO_MANY_ERRORS, ProtocolError
+from syncrox.errors import (
+    BUSY,
+    INTERNAL,
+    TIMEOUT,
+    TOO_MANY_ERRORS,
+    LocalProtocolError,
+    ProtocolError,
+    StoreError,
+)
 from syncrox.logs import log_event
 from syncrox.net.lines import LineConnection
 from syncrox.protocol.framing import format_error
@@ -49,8 +57,22 @@ async def serve_tcp(
     active = 0
 
     async def on_stream(stream: trio.SocketStream) -> None:
+        # Whatever one connection does, nothing may escape into serve_listeners: that would
+        # end the service, and every service shares one nursery.
+        try:
+            await serve_one(stream)
+        except Exception:
+            logger.exception("conn.crash_outside_handler")
+            await trio.aclose_forcefully(stream)
+
+    async def serve_one(stream: trio.SocketStream) -> None:
         nonlocal active
-        peer = format_peer(stream.socket.getpeername())
+        try:
+            peer = format_peer(stream.socket.getpeername())
+        except OSError:  # reset before we got to it: nobody left to serve or to answer
+            log_event(logger, "conn.gone", logging.DEBUG)
+            await trio.aclose_forcefully(stream)
+            return
         conn = LineConnection(
             stream,
             max_line_bytes=limits.max_line_bytes,
@@ -104,7 +126,10 @@ async def line_loop(
 ) -> None:
     """Feed lines to ``handle`` until EOF, ``handle`` returns ``False``, idle timeout, a
     fatal error or too many consecutive errors. A ``ProtocolError`` raised while reading or
-    handling a line is answered with ``ERR <code> <text>`` and logged."""
+    handling a line is answered with ``ERR <code> <text>`` and logged; so is a
+    ``StoreError`` (``ERR INTERNAL``: the disk or the database failed, the request had no
+    effect), which leaves the connection open, as chat does. Every command that carries a
+    body reads it before it touches the store, so no body is ever left to be read as lines."""
     consecutive_errors = 0
     while True:
         try:
@@ -117,8 +142,11 @@ async def line_loop(
             if line is None or not await handle(line):
                 return
             consecutive_errors = 0
-        except ProtocolError as exc:
+        except (ProtocolError, StoreError) as exc:
             consecutive_errors += 1
+            if isinstance(exc, StoreError):
+                log_event(logger, "store.error", logging.ERROR, peer=conn.peer, error=exc)
+                exc = LocalProtocolError(INTERNAL, "storage failed; the request had no effect")
             await reply_error(conn, exc, logger)
             if exc.fatal:
                 return

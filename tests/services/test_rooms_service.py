@@ -11,9 +11,10 @@ import trio
 from syncrox.client.rooms import RoomsClient
 from syncrox.config import Config, TcpLimits
 from syncrox.errors import RequestRefused
+from syncrox.services import rooms
 from syncrox.services.context import BoundPorts
 from syncrox.services.runner import run_services
-from tests.services.helpers import raw_client
+from tests.services.helpers import raw_client, running_service
 
 
 async def test_create_join_exists_list_whoami_leave_bye(services: BoundPorts) -> None:
@@ -142,3 +143,21 @@ async def test_rooms_and_tokens_survive_a_restart(config: Config) -> None:
                     await rooms.join(code, "alice")
                 assert info.value.code == "NAME_TAKEN"
             nursery.cancel_scope.cancel()
+
+
+async def test_a_storage_failure_is_answered_and_the_connection_goes_on(config: Config) -> None:
+    # A full disk, simulated: SQLite may use no more pages than it has. Every service's
+    # line loop answers ERR INTERNAL (it used to drop the connection without a word).
+    async with running_service(config, rooms.serve) as (ports, ctx):
+        with trio.fail_after(10):
+            async with raw_client(ports["rooms"]) as client:
+                code = (await client.ask("CREATE alice")).split(" ")[1]
+                pages = ctx.store.db.call(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+                ctx.store.db.call(lambda c: c.execute(f"PRAGMA max_page_count={pages}"))
+                for n in range(60):
+                    reply = await client.ask(f"JOIN {code} user{n}")
+                    if not reply.startswith("JOINED"):
+                        break
+                assert reply == "ERR INTERNAL storage failed; the request had no effect"
+                ctx.store.db.call(lambda c: c.execute("PRAGMA max_page_count=1073741823"))
+                assert (await client.ask(f"JOIN {code} bob")).startswith("JOINED")

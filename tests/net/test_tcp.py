@@ -1,0 +1,43 @@
+"""The TCP edge every service shares: one connection's misfortune never ends a service."""
+
+from __future__ import annotations
+
+import functools
+import socket
+import struct
+
+import trio
+
+from syncrox.config import TcpLimits
+from syncrox.net.lines import LineConnection
+from syncrox.net.tcp import serve_tcp
+from tests.conftest import IO_TIMEOUT_S
+
+
+def connect_and_reset(port: int) -> None:
+    """Connect, then reset at once, before the server has had a chance to accept: by the
+    time it does, the socket has no peer any more (getpeername fails)."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+async def greet(conn: LineConnection) -> None:
+    await conn.send_line("HI")
+
+
+async def test_a_connection_reset_before_it_is_accepted_does_not_end_the_service() -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(
+                functools.partial(
+                    serve_tcp, greet, service="test", host="127.0.0.1", port=0,
+                    limits=TcpLimits(),
+                )
+            )  # fmt: skip
+            for _ in range(20):
+                connect_and_reset(port)  # without yielding to Trio in between
+            await trio.sleep(0.2)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                assert await stream.receive_some(16) == b"HI\n"
+            nursery.cancel_scope.cancel()
