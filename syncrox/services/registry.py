@@ -28,8 +28,8 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import trio
@@ -66,6 +66,11 @@ class Member:
     @property
     def reserved(self) -> bool:
         return self.token_hash is not None
+
+
+@dataclass
+class _Guess:
+    wrong: bool = False
 
 
 def new_token() -> str:
@@ -127,20 +132,21 @@ class RoomRegistry:
         """Join ``code`` as ``user``; return the membership token (the same one on rejoin)."""
         validate_room_code(code)
         validate_user(user)
-        self._check_rate(peer_host)
-        if token is not None:
-            await self._admit_with_token(code, user, token, peer_host)
-            return token
-        token = new_token()
-        outcome = await self._store.insert_member(
-            self._member_record(code, user, token), self._config.max_members_per_room
-        )
+        with self._guess(peer_host) as guess:
+            if token is not None:
+                await self._admit_with_token(code, user, token, guess)
+                return token
+            token = new_token()
+            outcome = await self._store.insert_member(
+                self._member_record(code, user, token), self._config.max_members_per_room
+            )
+            if outcome is not JoinOutcome.FULL:
+                guess.wrong = outcome is not JoinOutcome.JOINED
         if outcome is JoinOutcome.JOINED:
             log_event(logger, "room.join", code=code, user=user, peer=peer_host)
             return token
         if outcome is JoinOutcome.FULL:
             raise LocalProtocolError(ROOM_FULL, f"room {code} is full")
-        self._record_failure(peer_host)
         if outcome is JoinOutcome.NO_ROOM:
             raise LocalProtocolError(NOT_FOUND, f"no room {code}")
         raise LocalProtocolError(NAME_TAKEN, f"{user} is taken in room {code}")
@@ -148,11 +154,9 @@ class RoomRegistry:
     async def exists(self, code: str, peer_host: str) -> bool:
         """Whether a room exists. A miss counts as a failed guess."""
         validate_room_code(code)
-        self._check_rate(peer_host)
-        if await self._store.get_room(code) is None:
-            self._record_failure(peer_host)
-            return False
-        return True
+        with self._guess(peer_host) as guess:
+            guess.wrong = await self._store.get_room(code) is None
+        return not guess.wrong
 
     async def leave(self, token: str) -> Member:
         validate_token(token)
@@ -173,33 +177,37 @@ class RoomRegistry:
         """Admit by room code (and token, if given) without creating a membership."""
         validate_room_code(code)
         validate_user(user)
-        self._check_rate(peer_host)
-        if token is not None:
-            return await self._admit_with_token(code, user, token, peer_host)
-        if await self._store.get_room(code) is None:
-            self._record_failure(peer_host)
-            raise LocalProtocolError(NOT_FOUND, f"no room {code}")
-        if await self._store.member_by_name(code, user_key(user)) is not None:
-            self._record_failure(peer_host)
-            raise LocalProtocolError(
-                NAME_TAKEN, f"{user} is reserved in room {code}; present its token"
-            )
-        return Member(code, user)
+        with self._guess(peer_host) as guess:
+            if token is not None:
+                return await self._admit_with_token(code, user, token, guess)
+            guess.wrong = True  # until shown otherwise
+            if await self._store.get_room(code) is None:
+                raise LocalProtocolError(NOT_FOUND, f"no room {code}")
+            if await self._store.member_by_name(code, user_key(user)) is not None:
+                raise LocalProtocolError(
+                    NAME_TAKEN, f"{user} is reserved in room {code}; present its token"
+                )
+            guess.wrong = False
+            return Member(code, user)
 
     async def admit_token(self, token: str, peer_host: str) -> Member:
         """Admit the holder of a membership token to its room."""
         validate_token(token)
-        self._check_rate(peer_host)
+        with self._guess(peer_host) as guess:
+            return await self._member_for_token(token, guess)
+
+    async def _member_for_token(self, token: str, guess: _Guess) -> Member:
+        guess.wrong = True  # until shown otherwise
         record = await self._store.member_by_token(hash_token(token))
         if record is None:
-            self._record_failure(peer_host)
             raise LocalProtocolError(BAD_TOKEN, "no membership for that token")
+        guess.wrong = False
         return Member(record.code, record.user, record.token_hash)
 
-    async def _admit_with_token(self, code: str, user: str, token: str, peer_host: str) -> Member:
-        member = await self.admit_token(token, peer_host)
+    async def _admit_with_token(self, code: str, user: str, token: str, guess: _Guess) -> Member:
+        member = await self._member_for_token(token, guess)
         if member.code != code or user_key(member.user) != user_key(user):
-            self._record_failure(peer_host)
+            guess.wrong = True
             raise LocalProtocolError(BAD_TOKEN, f"that token is not {user}'s in room {code}")
         return member
 
@@ -239,16 +247,24 @@ class RoomRegistry:
 
     # ------------------------------------------------------------------ rate limits, expiry
 
-    def _check_rate(self, peer_host: str) -> None:
-        wait = self._failures.wait_s(peer_host, trio.current_time())
+    @contextmanager
+    def _guess(self, peer_host: str) -> Iterator[_Guess]:
+        """One attempt at a room code or token from ``peer_host``. Its token is taken from
+        the address's failure bucket *before* the store is asked, so attempts made in
+        parallel cannot all slip through a nearly empty bucket while the store answers; it
+        is given back unless the attempt was wrong (``guess.wrong`` when the block ends)."""
+        wait = self._failures.take(peer_host, trio.current_time())
         if wait:
             log_event(logger, "join.rate_limited", logging.WARNING, peer=peer_host)
             raise LocalProtocolError(
                 RATE_LIMITED, f"too many failed attempts, retry in {wait:.0f} s"
             )
-
-    def _record_failure(self, peer_host: str) -> None:
-        self._failures.take(peer_host, trio.current_time())
+        guess = _Guess()
+        try:
+            yield guess
+        finally:
+            if not guess.wrong:
+                self._failures.give_back(peer_host, trio.current_time())
 
     def _member_record(self, code: str, user: str, token: str) -> MemberRecord:
         now = self._wall_clock()

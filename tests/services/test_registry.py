@@ -83,6 +83,29 @@ async def test_admission_by_code_respects_reserved_names(store: Store) -> None:
         await refused("NOT_FOUND", registry.admit(unused, "x", PEER))
 
 
+async def test_parallel_guesses_cannot_outrun_the_rate_limit(store: Store) -> None:
+    # Each attempt is charged before the store answers: 100 guesses in parallel from one
+    # address get as many answers as the bucket holds (all 100 used to be answered).
+    registry = make_registry(store, join_failure_burst=3, join_failure_refill_s=3600)
+    outcomes: list[str] = []
+
+    async def guess(code: str) -> None:
+        try:
+            await registry.admit(code, "guest", PEER)
+            outcomes.append("ADMITTED")
+        except LocalProtocolError as exc:
+            outcomes.append(exc.code)
+
+    with trio.fail_after(30):
+        member, _ = await registry.create("alice", PEER)
+        async with trio.open_nursery() as nursery:
+            for n in range(100):
+                code = str(1000 + n)
+                nursery.start_soon(guess, code if code != member.code else "9999")
+    assert outcomes.count("NOT_FOUND") == 3
+    assert outcomes.count("RATE_LIMITED") == 97
+
+
 async def test_failed_guesses_are_rate_limited_per_address(
     store: Store, mock_clock: trio.testing.MockClock
 ) -> None:
