@@ -210,16 +210,22 @@ class Outbox:
             raise PeerTooSlow(f"peer {self.peer} did not take {len(data)} bytes in time")
 
     async def _send_image(self, reply: _ImageReply) -> None:
-        async with self._download_slots:
+        # A download slot is held for each read from disk, never while a piece is being
+        # sent: a client that reads slowly must not hold a server-wide slot (16 of them
+        # would stall every GET_IMG of every room), only its own connection.
+        chunks = self._read_image(reply.digest)
+        async with contextlib.aclosing(chunks):
             try:
-                chunks = self._read_image(reply.digest)
-                first = await anext(chunks, b"")
+                first = await self._next_piece(chunks)
             except (StoreError, OSError):
                 log_event(logger, "chat.image_missing", logging.ERROR, digest=reply.digest)
                 await self._send(encode_line(format_error(NOT_FOUND, "image data is missing")))
                 return
-            async with contextlib.aclosing(chunks):
-                await self._send(reply.header + binascii.b2a_base64(first, newline=False))
-                async for chunk in chunks:
-                    await self._send(binascii.b2a_base64(chunk, newline=False))
-            await self._send(b"\n")
+            await self._send(reply.header + binascii.b2a_base64(first or b"", newline=False))
+            while (chunk := await self._next_piece(chunks)) is not None:
+                await self._send(binascii.b2a_base64(chunk, newline=False))
+        await self._send(b"\n")
+
+    async def _next_piece(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
+        async with self._download_slots:
+            return await anext(chunks, None)

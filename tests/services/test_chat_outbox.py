@@ -144,3 +144,37 @@ async def test_image_replies_stream_from_the_reader(
         outbox.close()
         await outbox.run()
         assert await theirs.receive_some() == b"IMG_DATA 1 3 image/png a.png YWJj\n"
+
+
+async def three_pieces(digest: str) -> AsyncGenerator[bytes, None]:
+    for piece in (b"abc", b"def", b"ghi"):
+        yield piece
+
+
+async def test_a_slow_image_reader_holds_no_download_slot_while_it_reads(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # One slot, shared server-wide. A peer that takes nothing (a lockstep stream nobody
+    # reads) used to keep it for the whole image, and everyone's GET_IMG waited on it.
+    slots = trio.CapacityLimiter(1)
+
+    def outbox_on(stream: trio.abc.Stream) -> Outbox:
+        return Outbox(
+            stream, peer="test", max_bytes=MAX_BYTES, reply_threshold=THRESHOLD,
+            send_timeout_s=3600.0, read_image=three_pieces, download_slots=slots,
+        )  # fmt: skip
+
+    with trio.fail_after(600):
+        stuck, _never_read = trio.testing.lockstep_stream_pair()
+        ours, theirs = trio.testing.memory_stream_pair()
+        slow, fast = outbox_on(stuck), outbox_on(ours)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(slow.run)
+            await slow.reply_image("IMG_DATA 1 9 image/png a.png ", "a", weight=12)
+            await trio.testing.wait_all_tasks_blocked()
+            await fast.reply_image("IMG_DATA 2 9 image/png b.png ", "b", weight=12)
+            fast.close()
+            with trio.fail_after(10):
+                await write_then_close(fast, ours)
+            assert await read_all(theirs) == b"IMG_DATA 2 9 image/png b.png YWJjZGVmZ2hp\n"
+            nursery.cancel_scope.cancel()
