@@ -66,6 +66,17 @@ class LineConnection:
                     "BAD_ARGUMENT", f"connection closed inside a {size}-byte body", fatal=True
                 )
 
+    async def skip_body(self, size: int) -> None:
+        """Read ``size`` bytes and drop them as they come (a refused request's body: it
+        must not be read as lines, nor held in memory). Raises like ``receive_body``."""
+        left = size - self.frames.drop_body(size)
+        while left:
+            if not await self._receive_more():
+                raise RemoteProtocolError(
+                    "BAD_ARGUMENT", f"connection closed inside a {size}-byte body", fatal=True
+                )
+            left -= self.frames.drop_body(left)
+
     async def _receive_more(self) -> bool:
         if self._eof:
             return False

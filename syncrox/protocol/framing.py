@@ -87,6 +87,13 @@ class FrameBuffer:
         self._scanned = 0
         return body
 
+    def drop_body(self, size: int) -> int:
+        """Drop up to ``size`` bytes of a body nobody will read; how many were dropped."""
+        dropped = min(size, len(self._buffer))
+        del self._buffer[:dropped]
+        self._scanned = 0
+        return dropped
+
     def _line_length(self, end: int) -> int:
         """Length of the pending line, not counting a final ``\\r`` that may precede ``\\n``."""
         return end - 1 if end and self._buffer[end - 1 : end] == b"\r" else end

@@ -177,6 +177,11 @@ class ExecSession:
     # ------------------------------------------------------------------ RUN
 
     async def _run(self, header: proto.RunHeader) -> None:
+        if self.member is None:
+            # Refused from its line alone: the bodies are read and dropped, never held
+            # (an unadmitted peer could otherwise park ~1 MiB per connection).
+            await self._bodies(header, keep=False)
+            self._admitted()
         code, stdin = await self._bodies(header)
         request = proto.complete_run(header, code, stdin)
         member = self._admitted()
@@ -201,9 +206,13 @@ class ExecSession:
         head = encode_line(proto.format_result(run_id, result))
         await self.conn.send(head + result.diag + result.stdout + result.stderr)
 
-    async def _bodies(self, header: proto.RunHeader) -> tuple[bytes, bytes]:
-        """Both bodies, in full, within the idle timeout (a stalled sender is cut off)."""
+    async def _bodies(self, header: proto.RunHeader, *, keep: bool = True) -> tuple[bytes, bytes]:
+        """Both bodies, in full, within the idle timeout (a stalled sender is cut off);
+        with ``keep=False`` read and dropped as they come."""
         with trio.move_on_after(self.ctx.config.tcp.idle_timeout_s):
+            if not keep:
+                await self.conn.skip_body(header.code_bytes + header.stdin_bytes)
+                return b"", b""
             code = await self.conn.receive_body(header.code_bytes)
             stdin = await self.conn.receive_body(header.stdin_bytes)
             return code, stdin

@@ -7,6 +7,7 @@ import socket
 import struct
 
 import trio
+import trio.testing
 
 from syncrox.config import TcpLimits
 from syncrox.net.lines import LineConnection
@@ -41,3 +42,32 @@ async def test_a_connection_reset_before_it_is_accepted_does_not_end_the_service
             async with stream:
                 assert await stream.receive_some(16) == b"HI\n"
             nursery.cancel_scope.cancel()
+
+
+async def test_a_skipped_body_is_dropped_as_it_arrives_and_lines_resume_after_it() -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        ours, theirs = trio.testing.memory_stream_pair()
+        conn = LineConnection(ours, max_line_bytes=100)
+        piece = b"BYE\n" * 1024  # looks like commands: must never be read as lines
+        most = 0
+
+        async def feed() -> None:
+            await theirs.send_all(b"RUN python 40960 0\n")
+            for _ in range(10):
+                await theirs.send_all(piece)
+            await theirs.send_all(b"PING\n")
+
+        async def watch() -> None:
+            nonlocal most
+            while True:
+                most = max(most, conn.frames.buffered_bytes)
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(feed)
+            nursery.start_soon(watch)
+            assert await conn.receive_line() == "RUN python 40960 0"
+            await conn.skip_body(40960)
+            assert await conn.receive_line() == "PING"
+            nursery.cancel_scope.cancel()
+        assert most <= 2 * len(piece)  # never the whole body
