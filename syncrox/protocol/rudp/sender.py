@@ -42,6 +42,7 @@ beyond what was sent are ignored entirely.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from syncrox.errors import BAD_ARGUMENT, LocalProtocolError
 from syncrox.protocol.rudp.congestion import CongestionControl
 from syncrox.protocol.rudp.events import EventKind, TransferEvent
 from syncrox.protocol.rudp.packets import chunk_length
+from syncrox.protocol.rudp.ranges import SeqRanges
 from syncrox.protocol.rudp.rtt import RttEstimator
 
 ChunkSource = Callable[[int], bytes]  # seq (1-based) -> that chunk's bytes
@@ -112,12 +114,13 @@ class Sender:
         self.cwnd_limited = False
         self._chunks: dict[int, _Chunk] = {}
         self._lost: list[int] = []  # heap of chunks marked lost, not yet resent
-        self._resent: set[int] = set()  # outstanding chunks sent more than once
+        self._resent: dict[int, None] = {}  # resent, not lost since; by latest transmission
         self.sacked_out = 0
         self.lost_out = 0
         self.highest_sacked = 0
         self._scanned_below = first_seq  # SACK loss scan already covered [.., this)
-        self._sack_seen: dict[int, int] = {}  # SACK block start -> highest end applied
+        self._sacked = SeqRanges()  # what SACK blocks have covered, from una up
+        self._top_sacked: list[int] = []  # the MAX_DUPTHRESH highest SACKed seqs, sorted
         self._order = 0
         self._delivered_order = 0
         self._recovery_end = 0  # losses at or below this seq were already reacted to
@@ -230,7 +233,8 @@ class Sender:
         chunk.tx += 1
         self._flight.pop(seq, None)
         self._flight[seq] = None  # now the newest transmission
-        self._resent.add(seq)
+        self._resent.pop(seq, None)
+        self._resent[seq] = None  # now the newest resend
         self.stats.chunks_sent += 1
         self.stats.retransmissions += 1
         return self._read(seq)
@@ -276,27 +280,30 @@ class Sender:
     def _apply_sack(self, blocks: tuple[tuple[int, int], ...], now: float) -> int:
         newly = 0
         for first, last in blocks:
-            start = max(first, self.una, self._sack_seen.get(first, 0) + 1)
-            end = min(last, self.nxt - 1)
-            for seq in range(start, end + 1):
-                chunk = self._chunks.get(seq)
-                if chunk is None or chunk.sacked:
-                    continue
-                chunk.sacked = True
-                self.sacked_out += 1
-                newly += 1
-                if chunk.lost:
-                    chunk.lost = False
-                    self.lost_out -= 1
-                self._delivered(seq, chunk, now)
+            start, end = max(first, self.una), min(last, self.nxt - 1)
+            for new_first, new_last in self._sacked.add(start, end):
+                for seq in range(new_first, new_last + 1):
+                    newly += self._sack_one(seq, now)
             if end >= start:
-                self._sack_seen[first] = max(end, self._sack_seen.get(first, 0))
-            self.highest_sacked = max(self.highest_sacked, end)
+                self.highest_sacked = max(self.highest_sacked, end)
         return newly
+
+    def _sack_one(self, seq: int, now: float) -> int:
+        chunk = self._chunks.get(seq)
+        if chunk is None or chunk.sacked:
+            return 0
+        chunk.sacked, self.sacked_out = True, self.sacked_out + 1
+        if chunk.lost:
+            chunk.lost, self.lost_out = False, self.lost_out - 1
+        bisect.insort(self._top_sacked, seq)
+        if len(self._top_sacked) > MAX_DUPTHRESH:
+            del self._top_sacked[0]
+        self._delivered(seq, chunk, now)
+        return 1
 
     def _delivered(self, seq: int, chunk: _Chunk, now: float) -> None:
         self._delivered_order = max(self._delivered_order, chunk.order)
-        self._resent.discard(seq)
+        self._resent.pop(seq, None)
         self._flight.pop(seq, None)
         rtt_s = now - chunk.sent_at
         if chunk.tx > 1:
@@ -367,7 +374,7 @@ class Sender:
             if chunk.lost:
                 self.lost_out -= 1
         self.una = ack + 1
-        self._sack_seen = {k: v for k, v in self._sack_seen.items() if v > ack}
+        self._sacked.discard_below(self.una)
         self._scanned_below = max(self._scanned_below, self.una)
         self.dupacks = 0
         self.stats.bytes_acked += acked_bytes
@@ -421,10 +428,13 @@ class Sender:
         for seq in range(max(self._scanned_below, self.una), boundary):
             highest_lost = max(highest_lost, self._mark_lost(seq))
         self._scanned_below = max(self._scanned_below, boundary)
-        for seq in list(self._resent):
+        while self._resent:  # oldest resend first; later ones were sent later still
+            seq = next(iter(self._resent))
             chunk = self._chunks.get(seq)
-            if chunk and self._delivered_order >= chunk.order + threshold:
-                self._mark_lost(seq, resent=True)
+            if chunk is not None and self._delivered_order < chunk.order + threshold:
+                break
+            del self._resent[seq]  # deemed lost: its next resend puts it back
+            self._mark_lost(seq, resent=True)
         highest_lost = max(highest_lost, self._detect_overdue(now))
         if highest_lost > self._recovery_end:
             self._react(now)
@@ -474,15 +484,12 @@ class Sender:
         return max(INITIAL_DUPTHRESH, min(self.dupthresh, self.outstanding // 2))
 
     def _sack_loss_boundary(self, threshold: int) -> int:
-        """Every unSACKed chunk below the returned seq has ``threshold`` SACKed above it."""
-        count, seq = 0, self.highest_sacked
-        while seq >= self.una and seq >= self._scanned_below:
-            chunk = self._chunks.get(seq)
-            if chunk is not None and chunk.sacked:
-                count += 1
-                if count >= threshold:
-                    return seq
-            seq -= 1
+        """Every unSACKed chunk below the returned seq has ``threshold`` SACKed above it:
+        the ``threshold``-th highest SACKed seq, if it is still outstanding and not yet
+        scanned (the threshold never exceeds MAX_DUPTHRESH, so the top list suffices)."""
+        top = self._top_sacked
+        if len(top) >= threshold and top[-threshold] >= max(self.una, self._scanned_below):
+            return top[-threshold]
         return self._scanned_below
 
     def _mark_lost(self, seq: int, *, resent: bool = False) -> int:

@@ -169,3 +169,31 @@ def test_recoveries_end_for_every_algorithm(algo: str, monkeypatch: pytest.Monke
     episodes = sender.stats.fast_retransmits + sender.stats.timeouts
     assert 0 < ended <= episodes
     assert ended >= sender.stats.fast_retransmits // 2
+
+
+class _CountingChunks(dict[int, object]):
+    lookups = 0
+
+    def get(self, key: int, default: object = None) -> object:
+        type(self).lookups += 1
+        return super().get(key, default)
+
+
+def test_an_ack_costs_what_it_reports_not_the_window() -> None:
+    # A receiver that SACKs only the highest chunk, then repeats (and varies) blocks that
+    # span the window, used to make every ACK walk the whole window: a cheap way for one
+    # downloading client to burn the server's only thread. Counted, not timed.
+    window = 2000
+    sender, _ = make_sender(total=4 * window, cwnd=float(window))
+    sender.peer_rwnd = 10 * window
+    sender._chunks = _CountingChunks(sender._chunks)  # type: ignore[assignment]
+    sent(sender, 0.0)
+    top = window  # chunks 1..window are out
+    sender.on_ack(0, 10 * window, ((top, top),), top, 0.011)
+    sent(sender, 0.011)
+    before = _CountingChunks.lookups
+    for n in range(200):
+        block = ((2 + n % 50, top),)  # a new start each time, the same (known) chunks
+        sender.on_ack(0, 10 * window, block, top, 0.012 + n * 1e-5)
+    per_ack = (_CountingChunks.lookups - before) / 200
+    assert per_ack < 50, per_ack
