@@ -184,6 +184,7 @@ class FilesConfig:
     rto_max_ms: float = 30_000.0
     max_retries: int = 8  # timeouts in a row, with no answer at all, before giving up
     session_idle_s: float = 60.0  # a session hearing nothing valid this long is dropped
+    session_stall_s: float = 300.0  # a session whose data has not moved this long is dropped
     linger_s: float = 60.0  # TIME_WAIT after storing an upload (re-answers a lost FIN-ACK)
     partial_expiry_s: float = 3600.0  # how long an interrupted upload can be resumed
     max_partials: int = 64

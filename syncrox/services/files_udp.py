@@ -70,7 +70,7 @@ def limits_from(config: FilesConfig) -> Limits:
         rto_min_ms=config.rto_min_ms, rto_max_ms=config.rto_max_ms,
         max_retries=config.max_retries, buffer_bytes=config.recv_buffer_bytes,
         max_mss_bytes=config.max_mss_bytes, idle_timeout_s=config.session_idle_s,
-        linger_s=config.linger_s, codecs=codecs,
+        stall_timeout_s=config.session_stall_s, linger_s=config.linger_s, codecs=codecs,
     )  # fmt: skip
 
 

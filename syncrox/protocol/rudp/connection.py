@@ -79,6 +79,7 @@ TIMEOUT = "TIMEOUT"
 # checked another way (the client asks File Control's LIST for the digest).
 UNCONFIRMED = "UNCONFIRMED"
 IDLE = "IDLE"
+STALLED = "STALLED"  # accepted datagrams, but no data moved for too long
 BAD_HANDSHAKE = "BAD_HANDSHAKE"
 ABORTED = "ABORTED"
 STORE = "STORE"  # writing received chunks failed (disk full, ...)
@@ -98,6 +99,9 @@ class Limits:
     buffer_bytes: int = 2 * 1024 * 1024
     max_mss_bytes: int = 60 * 1024
     idle_timeout_s: float = 60.0
+    # ESTABLISHED with datagrams accepted but no data moving (a zero window forever, a
+    # duplicate chunk now and then): the idle timer never fires, this one does.
+    stall_timeout_s: float = 300.0
     # TIME_WAIT: how long the data receiver keeps answering a repeated FIN, restarted by
     # each one. Twice the largest RTO, so a sender whose FIN-ACK was lost always hears again.
     linger_s: float = 60.0
@@ -159,6 +163,8 @@ class Connection:
         self._retries = 0
         self._deadline: float | None = None  # handshake / FIN / linger timer
         self._last_heard = now
+        self._progress_mark: tuple[State, int] = (self.state, 0)
+        self._progress_at = now
         self._syn_sent_at: float | None = None
         self._syn_resent = False
         self._early_acks = 0
@@ -235,7 +241,18 @@ class Connection:
             # useless datagrams (anyone who knows the session id can send them) must not
             # keep a dead transfer from expiring.
             self._last_heard = now
+            self._note_progress(now)
         return accepted
+
+    def _note_progress(self, now: float) -> None:
+        """Data moved (the cumulative point advanced) or the state changed: the stall
+        timer starts again."""
+        if self.sender is not None:
+            mark = (self.state, self.sender.una)
+        else:
+            mark = (self.state, self.receiver.ack if self.receiver is not None else 0)
+        if mark != self._progress_mark:
+            self._progress_mark, self._progress_at = mark, now
 
     def _accepts(self, trigger: Trigger) -> bool:
         if trigger in SENDER_INPUTS and not self.sends_data:
@@ -519,6 +536,8 @@ class Connection:
         if self.terminal:
             return None
         deadlines = [] if self.state is State.TIME_WAIT else [self._idle_deadline]
+        if self._may_stall:
+            deadlines.append(self._stall_deadline)
         if self._deadline is not None:
             deadlines.append(self._deadline)
         if self.sender is not None and self.state is State.ESTABLISHED:
@@ -533,6 +552,9 @@ class Connection:
         if self.state is not State.TIME_WAIT and now >= self._idle_deadline:
             self._fail(IDLE, f"nothing heard for {self.limits.idle_timeout_s:g} s", now=now)
             return
+        if self._may_stall and now >= self._stall_deadline:
+            self._fail(STALLED, f"no data moved for {self.limits.stall_timeout_s:g} s", now=now)
+            return
         if self.sender is not None and self.state is State.ESTABLISHED:
             self.sender.on_timer(now)
             if self.sender.failed:
@@ -545,6 +567,18 @@ class Connection:
             self._deadline = None
         elif self.state in (State.SYN_SENT, State.SYN_RCVD, State.FIN_SENT):
             self._retransmit_control(now)
+
+    @property
+    def _may_stall(self) -> bool:
+        """Data is still to move: once the receiver holds it all, only the FIN exchange is
+        left, which has its own retries."""
+        if self.state is not State.ESTABLISHED:
+            return False
+        return self.receiver is None or self.receiver.ack < self.total
+
+    @property
+    def _stall_deadline(self) -> float:
+        return self._progress_at + self.limits.stall_timeout_s
 
     @property
     def _idle_deadline(self) -> float:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from syncrox.protocol.rudp.codec import decode_datagram, encode_json
 from syncrox.protocol.rudp.connection import (
+    STALLED,
     TRANSITIONS,
     Connection,
     Direction,
@@ -340,3 +343,20 @@ def test_a_measured_round_trip_times_the_syn() -> None:
     assert syn_resend_times(0.1) == [0.3, 0.9, 2.1]
     assert syn_resend_times(0.5) == [1.0, 3.0, 7.0]  # never slower than without it
     assert syn_resend_times(float("nan")) == syn_resend_times(-1.0) == [1.0, 3.0, 7.0]
+
+
+def test_a_peer_that_answers_but_never_lets_data_move_is_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A downloading client that never drains (its window stays shut) yet answers every
+    # window probe kept the server's session, and a room's session slot, forever.
+    monkeypatch.setattr(Pair, "deliver_ready", lambda self: None)
+    limits = Limits(buffer_bytes=8000, stall_timeout_s=120.0)
+    pair = Pair(make_file(400_000, 1), Direction.DOWNLOAD, FakeNetwork(random.Random(1)),
+                mss=1000, limits=limits)  # fmt: skip
+    pair.start()
+    while pair.now < 3600 and pair.step():
+        pass
+    assert pair.server.state is State.FAILED
+    assert pair.server.failure is not None and pair.server.failure[0] == STALLED
+    assert pair.now < 120 + limits.idle_timeout_s + 60  # soon after the bound, not an hour
