@@ -38,6 +38,9 @@ _GC, _SKIP = 0, 10  # struct kinds that are not items; 1-9 are item content type
 _HAS_ORIGIN, _HAS_RIGHT_ORIGIN, _HAS_PARENT_SUB = 0x80, 0x40, 0x20
 _XML_ELEMENT, _XML_HOOK = 3, 5  # type refs that carry a name
 MAX_ANY_DEPTH = 64  # nesting of lib0 "any" values (JSON-like); deeper is refused
+# yrs keeps clocks and lengths in 32 bits and silently cuts larger ones: a GC of length
+# 2^32 + 1 is 1 to it, a gap to us. Every clock, and every clock plus length, must fit.
+MAX_CLOCK = 2**32 - 1
 
 ID = tuple[int, int]
 _MISSING = "depends on changes this document does not have"
@@ -67,12 +70,17 @@ def read_update_shape(update: bytes) -> UpdateShape:
         start = clock
         for _ in range(structs):
             clock += reader.struct(shape.references)
+        if clock > MAX_CLOCK:
+            raise _bad("a clock beyond 32 bits")
         if structs:
             shape.ranges[client] = (start, clock)
     for _ in range(reader.count("delete set client")):
         client = reader.uint()
         for _ in range(reader.count("delete range")):
-            shape.deletes.append((client, reader.uint(), reader.uint()))
+            clock, length = reader.uint(), reader.uint()
+            if clock + length > MAX_CLOCK:
+                raise _bad("a clock beyond 32 bits")
+            shape.deletes.append((client, clock, length))
     if reader.pos != len(update):
         raise _bad("trailing bytes after the update")
     return shape
@@ -164,7 +172,10 @@ class _Reader:
             raise _bad("a string that is not UTF-8") from None
 
     def identifier(self) -> ID:
-        return self.uint(), self.uint()
+        client, clock = self.uint(), self.uint()
+        if clock > MAX_CLOCK:
+            raise _bad("a clock beyond 32 bits")
+        return client, clock
 
     def struct(self, references: list[ID]) -> int:
         """Read one struct; return its length in clocks."""

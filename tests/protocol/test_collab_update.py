@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncrox.errors import RemoteProtocolError
-from syncrox.protocol.collab import BAD_UPDATE, decode_state_vector
+from syncrox.protocol.collab import BAD_UPDATE, decode_state_vector, write_var_uint
 from syncrox.protocol.collab_doc import DocumentCore
 from syncrox.protocol.collab_update import check_dependencies, read_update_shape
 from tests.protocol.test_collab_doc import LIMITS, Writer, replay
@@ -195,3 +195,26 @@ def test_after_pycrdt_refuses_one_the_rest_are_read_again() -> None:
     assert doc.text == ">hello world\n"  # a valid edit is never refused for a neighbour
     assert applied.update is not None
     assert replay([doc.encode_state()]) == doc.text
+
+
+BEYOND_32_BITS = write_var_uint(2**32 + 1)
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        # One client, one GC struct of length 2^32 + 1 (yrs would read it as length 1).
+        bytes([1, 1, 5, 0, 0]) + BEYOND_32_BITS + bytes([0]),
+        # A struct starting at a clock beyond 32 bits.
+        bytes([1, 1, 5]) + BEYOND_32_BITS + bytes([0, 1, 0]),
+        # An item whose origin's clock is beyond 32 bits.
+        bytes([1, 1, 5, 0, 0x84, 0]) + BEYOND_32_BITS + bytes([1, ord("x"), 0]),
+        # A delete range reaching beyond 32 bits.
+        bytes([0, 1, 9, 1, 0]) + BEYOND_32_BITS,
+    ],
+)
+def test_clocks_and_lengths_beyond_32_bits_are_refused(update: bytes) -> None:
+    # yrs keeps them in 32 bits and cuts them silently: replicas and the server then held
+    # different texts under equal state vectors, for good.
+    with pytest.raises(RemoteProtocolError, match="beyond 32 bits"):
+        read_update_shape(update)
