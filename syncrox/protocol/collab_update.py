@@ -46,6 +46,10 @@ ID = tuple[int, int]
 _MISSING = "depends on changes this document does not have"
 
 
+class TooManyDeletes(RemoteProtocolError):
+    """More delete ranges than the caller allows (see ``collab_doc.MAX_DELETE_RANGES``)."""
+
+
 def _bad(reason: str) -> RemoteProtocolError:
     return RemoteProtocolError(BAD_UPDATE, reason)
 
@@ -60,7 +64,9 @@ class UpdateShape:
     deletes: list[tuple[int, int, int]] = field(default_factory=list)  # client, clock, length
 
 
-def read_update_shape(update: bytes) -> UpdateShape:
+def read_update_shape(update: bytes, max_deletes: int | None = None) -> UpdateShape:
+    """``max_deletes``: refuse (``TooManyDeletes``) an update with more delete ranges,
+    without reading the rest of them."""
     reader = _Reader(update)
     shape = UpdateShape()
     for _ in range(reader.count("client")):
@@ -77,6 +83,8 @@ def read_update_shape(update: bytes) -> UpdateShape:
     for _ in range(reader.count("delete set client")):
         client = reader.uint()
         for _ in range(reader.count("delete range")):
+            if max_deletes is not None and len(shape.deletes) >= max_deletes:
+                raise TooManyDeletes(BAD_UPDATE, "too many deletions at once")
             clock, length = reader.uint(), reader.uint()
             if clock + length > MAX_CLOCK:
                 raise _bad("a clock beyond 32 bits")

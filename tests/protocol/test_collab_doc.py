@@ -6,8 +6,9 @@ import pycrdt
 import pytest
 
 from syncrox.errors import RemoteProtocolError
-from syncrox.protocol.collab import BAD_UPDATE, DOC_TOO_LARGE, LANGUAGES
+from syncrox.protocol.collab import BAD_UPDATE, DOC_TOO_LARGE, LANGUAGES, write_var_uint
 from syncrox.protocol.collab_doc import (
+    MAX_DELETE_RANGES,
     TEMPLATES,
     TEXT_NAME,
     CrdtFault,
@@ -164,3 +165,38 @@ def test_a_crdt_panic_becomes_a_fault(monkeypatch: pytest.MonkeyPatch) -> None:
     assert caught.value.index == 0
     monkeypatch.setattr(pycrdt.Doc, "apply_update", lambda self, update: None)
     assert _Replica().integrate([(0, b"z")]) == (None, [])
+
+
+def scattered_deletes(client: int, clocks: range) -> bytes:
+    """A delete-only update: one single-character range per clock."""
+    ranges = [write_var_uint(clock) + write_var_uint(1) for clock in clocks]
+    return bytes([0, 1]) + write_var_uint(client) + write_var_uint(len(ranges)) + b"".join(ranges)
+
+
+def test_too_many_delete_ranges_at_once_are_refused_before_pycrdt_sees_them() -> None:
+    # pycrdt's time for scattered deletes grows faster than their count, on the loop
+    # every service shares: one crafted update used to stall the server for 18 s.
+    writer = Writer(7)
+    core = DocumentCore(max_text_bytes=1 << 20, max_state_bytes=4 << 20)
+    assert core.apply([writer.insert(0, "ab" * MAX_DELETE_RANGES)]).refusals == ()
+    too_many = scattered_deletes(7, range(0, 2 * MAX_DELETE_RANGES + 2, 2))
+    applied = core.apply([too_many])
+    assert [r.code for r in applied.refusals] == [BAD_UPDATE]
+    assert "too many deletions" in applied.refusals[0].reason
+    assert applied.update is None and core.text == "ab" * MAX_DELETE_RANGES
+    # Split over two frames, as many go through (and the text loses every "a").
+    first = scattered_deletes(7, range(0, MAX_DELETE_RANGES, 2))
+    second = scattered_deletes(7, range(MAX_DELETE_RANGES, 2 * MAX_DELETE_RANGES, 2))
+    assert core.apply([first]).refusals == () and core.apply([second]).refusals == ()
+    assert core.text == "b" * MAX_DELETE_RANGES
+
+
+def test_the_state_size_estimate_counts_what_deletes_split() -> None:
+    # Each delete range may split a run into blocks the encoded state stores apiece: the
+    # estimate must stay an upper bound, or the state limit is never checked in time.
+    writer = Writer(7)
+    core = DocumentCore(max_text_bytes=1 << 20, max_state_bytes=4 << 20)
+    core.apply([writer.insert(0, "x" * 20_000)])
+    core.apply([scattered_deletes(7, range(1, 20_000, 4))])
+    estimate = core.state_bytes
+    assert estimate >= core.measure() > 20_000 + 5_000 * 10
