@@ -329,22 +329,27 @@ def write_var_bytes(payload: bytes) -> bytes:
     return write_var_uint(len(payload)) + payload
 
 
-def decode_frame(body: bytes, *, max_messages: int) -> list[YMessage]:
+def decode_frame(
+    body: bytes, *, max_messages: int, max_awareness_entries: int | None = None
+) -> list[YMessage]:
     """Every message of a frame body, or ``RemoteProtocolError`` if any is malformed (then
-    nothing of the frame may be used)."""
+    nothing of the frame may be used). The server bounds the entries of a client's
+    awareness updates (``max_awareness_entries``); a client takes the server's whole."""
     messages: list[YMessage] = []
     pos = 0
     while pos < len(body):
         if len(messages) >= max_messages:
             raise RemoteProtocolError(BAD_MESSAGE, f"more than {max_messages} messages in a frame")
-        message, pos = _decode_message(body, pos)
+        message, pos = _decode_message(body, pos, max_awareness_entries)
         messages.append(message)
     if not messages:
         raise RemoteProtocolError(BAD_MESSAGE, "an empty frame")
     return messages
 
 
-def _decode_message(body: bytes, pos: int) -> tuple[YMessage, int]:
+def _decode_message(
+    body: bytes, pos: int, max_awareness_entries: int | None
+) -> tuple[YMessage, int]:
     kind, pos = read_var_uint(body, pos)
     if kind == MESSAGE_SYNC:
         step, pos = read_var_uint(body, pos)
@@ -359,7 +364,7 @@ def _decode_message(body: bytes, pos: int) -> tuple[YMessage, int]:
         raise RemoteProtocolError(BAD_MESSAGE, f"unknown sync message type {step}")
     if kind == MESSAGE_AWARENESS:
         payload, pos = read_var_bytes(body, pos)
-        return AwarenessUpdate(decode_awareness(payload)), pos
+        return AwarenessUpdate(decode_awareness(payload, max_awareness_entries)), pos
     if kind == MESSAGE_QUERY_AWARENESS:
         return QueryAwareness(), pos
     raise RemoteProtocolError(BAD_MESSAGE, f"unknown message type {kind}")
@@ -380,10 +385,14 @@ def decode_state_vector(payload: bytes) -> dict[int, int]:
     return clocks
 
 
-def decode_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
+def decode_awareness(payload: bytes, max_entries: int | None = None) -> tuple[AwarenessEntry, ...]:
     count, pos = read_var_uint(payload, 0)
     if count > len(payload) // 3:
         raise RemoteProtocolError(BAD_MESSAGE, "awareness update claims more entries than it holds")
+    if max_entries is not None and count > max_entries:
+        raise RemoteProtocolError(
+            BAD_MESSAGE, f"an awareness update holds at most {max_entries} entries"
+        )
     entries = []
     for _ in range(count):
         client, pos = read_var_uint(payload, pos)

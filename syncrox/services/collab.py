@@ -49,6 +49,14 @@ from syncrox.services.context import BoundPorts, ServiceContext
 from syncrox.services.registry import Member
 
 logger = logging.getLogger("syncrox.collab")
+# Entries in one awareness update from a client. A connection owns at most a few client
+# ids (collab.max_awareness_clients_per_connection); each entry costs a check and, when
+# refused, an answer: one crafted 2 MiB frame held ~290 000 and stalled the server 10 s.
+MAX_AWARENESS_ENTRIES = 32
+
+
+def _awareness_entries(message: proto.YMessage) -> int:
+    return len(message.entries) if isinstance(message, proto.AwarenessUpdate) else 0
 
 
 async def serve(
@@ -204,7 +212,11 @@ class CollabSession:
         if self.document is None or self.subscriber is None:
             raise LocalProtocolError(proto.NOT_OPEN, "OPEN <lang> a document first")
         self.frames += 1
-        messages = proto.decode_frame(body, max_messages=self.config.max_messages_per_frame)
+        messages = proto.decode_frame(
+            body,
+            max_messages=self.config.max_messages_per_frame,
+            max_awareness_entries=MAX_AWARENESS_ENTRIES,
+        )
         allowed = self._within_awareness_budget(messages)
         if not allowed:
             messages = [m for m in messages if not isinstance(m, proto.AwarenessUpdate)]
@@ -214,7 +226,8 @@ class CollabSession:
             raise LocalProtocolError(RATE_LIMITED, "too many awareness updates; some dropped")
 
     def _within_awareness_budget(self, messages: list[proto.YMessage]) -> bool:
-        count = sum(1 for m in messages if isinstance(m, proto.AwarenessUpdate))
+        """Charged per entry: one message can carry many, each costing a check."""
+        count = sum(_awareness_entries(m) for m in messages)
         return not count or self.awareness_budget.take(trio.current_time(), count) == 0.0
 
     async def _body(self, size: int) -> bytes:

@@ -323,8 +323,9 @@ class LiveDocument:
         accepted, problems = self.awareness.update(sub.key, sub.user, entries, now)
         if accepted:
             batch.awareness.append((sub, accepted))
-        for problem in problems:
-            self._refuse(sub, BAD_AWARENESS, problem)
+        if problems:  # one answer (and one log line) per message, however many entries
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self._refuse(sub, BAD_AWARENESS, problems[0] + more)
 
     # ------------------------------------------------------------------ apply and store
 

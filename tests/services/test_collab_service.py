@@ -480,3 +480,22 @@ async def test_a_member_reconnecting_before_its_old_connection_died_keeps_its_cl
             await old.stream.aclose()
             await assert_edits_travel(server, code)  # the old connection's end is processed
             assert (await watcher.awareness())[55] == {"typing": False, "member": "ann"}
+
+
+async def test_a_crowded_awareness_update_costs_one_refusal(server: CollabServer) -> None:
+    # One 2 MiB frame used to carry ~290 000 entries: a check, a log line and an ERR each.
+    code, _ = await server.create_room()
+    with trio.fail_after(IO_TIMEOUT_S):
+        async with server.raw() as raw:
+            await raw.enter("mal", code)
+            crowd = tuple(proto.AwarenessEntry(n, 1, "{}") for n in range(1000, 1000 + 33))
+            await raw.send_frame(proto.encode_message(proto.AwarenessUpdate(crowd)))
+            line = await raw.next_line()
+            assert error_code(line) == proto.BAD_MESSAGE and "at most 32 entries" in line
+            # Others' ids within the bound: refused together, in one answer.
+            others = tuple(proto.AwarenessEntry(n, 1, '{"member":"x"}') for n in range(5, 15))
+            await raw.send_frame(awareness_message(5, 1, "{}"))
+            await raw.send_frame(proto.encode_message(proto.AwarenessUpdate(others)))
+            line = await raw.next_line()
+            assert error_code(line) == proto.BAD_AWARENESS and "more)" in line, line
+            assert (await raw.awareness())[5]["member"] == "mal"
