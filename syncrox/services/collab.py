@@ -209,6 +209,7 @@ class CollabSession:
 
     async def _frame(self, size: int) -> None:
         body = await self._body(size)
+        self._admitted()  # NOT_MEMBER before admission, as documented
         if self.document is None or self.subscriber is None:
             raise LocalProtocolError(proto.NOT_OPEN, "OPEN <lang> a document first")
         self.frames += 1

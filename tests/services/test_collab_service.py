@@ -499,3 +499,11 @@ async def test_a_crowded_awareness_update_costs_one_refusal(server: CollabServer
             line = await raw.next_line()
             assert error_code(line) == proto.BAD_AWARENESS and "more)" in line, line
             assert (await raw.awareness())[5]["member"] == "mal"
+
+
+async def test_a_frame_before_admission_is_not_member(server: CollabServer) -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        async with server.raw() as raw:
+            await raw.send_frame(awareness_message(5, 1, "{}"))
+            assert error_code(await raw.next_line()) == "NOT_MEMBER"
+            assert await raw.ask("PING") == "PONG"  # the body was read as a body
