@@ -45,6 +45,7 @@ DEFAULT_MAX_UPDATE_BYTES = 2 << 20
 # Room for the CRDT metadata of one edit beyond the bytes of its text.
 UPDATE_OVERHEAD_BYTES = 1024
 MAX_CLIENT_ID = 2**53 - 1
+VIEW_RESET = "VIEW_RESET"  # edit() after reset(), before the application called view()
 
 
 def new_client_id() -> int:
@@ -63,6 +64,7 @@ class Replica:
         self._awareness: dict[str, Any] = {"cursor": None, "typing": False}
         self._awareness_clock = 0
         self._captured: list[bytes] = []
+        self.view_reset = False  # reset() emptied the view: the next edit needs a view()
         self._start(client_id or new_client_id())
 
     def _start(self, client_id: int) -> None:
@@ -84,6 +86,9 @@ class Replica:
         self._start(new_client_id())
         self.outgoing.clear()
         self.acked_seq = self.local_seq
+        # What the application shows is no longer what edit() would diff against (an
+        # empty view): an edit now would re-insert the whole text. It must view() first.
+        self.view_reset = True
 
     # ------------------------------------------------------------------ reading
 
@@ -97,6 +102,7 @@ class Replica:
         what the next ``edit`` is relative to."""
         missing = self._main.get_update(self._view.get_state())
         self._view.apply_update(missing)
+        self.view_reset = False
         return str(self._view_text)
 
     @property
@@ -118,12 +124,20 @@ class Replica:
     def edit(self, new_text: str) -> int:
         """The application turned the viewed text into ``new_text``; return the number of
         replacements that describe it."""
+        self._check_view()
         edits = diff_text(self.viewed, new_text)
         self._change(edits)
         return len(edits)
 
+    def _check_view(self) -> None:
+        if self.view_reset:
+            raise LocalProtocolError(
+                VIEW_RESET, "the document was reloaded from the server: view() it, then edit"
+            )
+
     def replace(self, start: int, end: int, text: str) -> None:
         """Replace ``viewed[start:end]`` (code point indices) with ``text``."""
+        self._check_view()
         if not 0 <= start <= end <= len(self.viewed):
             raise LocalProtocolError(BAD_ARGUMENT, f"range {start}:{end} is outside the text")
         self._change([TextEdit(start, end, text)])

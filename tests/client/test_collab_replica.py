@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncrox.client.collab_replica import Replica
+from syncrox.client.collab_replica import VIEW_RESET, Replica
 from syncrox.errors import LocalProtocolError
 from syncrox.protocol.collab import DOC_TOO_LARGE, AwarenessEntry
 
@@ -116,3 +116,19 @@ def test_awareness_of_self_and_peers() -> None:
     assert replica.members() == ["amy", "bob"]
     replica.apply_awareness([AwarenessEntry(5, 2, "null")])
     assert replica.members() == ["amy"]
+
+
+def test_after_a_reset_an_edit_needs_a_fresh_view() -> None:
+    # The view is empty after a reset; an edit of what the application still shows
+    # would have re-inserted the whole text (the server then held it twice).
+    replica = Replica(client_id=5)
+    replica.edit("hello")
+    replica.reset()
+    with pytest.raises(LocalProtocolError) as stale:
+        replica.edit("hello!")
+    assert stale.value.code == VIEW_RESET
+    with pytest.raises(LocalProtocolError):
+        replica.replace(0, 0, ">")
+    assert replica.view() == ""  # what the server holds, once synced: here nothing
+    replica.edit("fresh")
+    assert replica.text == "fresh"
