@@ -226,6 +226,7 @@ class CollabConfig:
     awareness_refill_s: float = 0.02
     # Frames a document has received but not yet applied; beyond, readers wait.
     inbox_frames: int = 256
+    inbox_bytes: int = 16 * MIB  # frames' bytes waiting for a document (one always fits)
     # What a client has not yet taken of what the server sends it; beyond, it is cut off
     # (nothing is lost: it resyncs by state vector when it reconnects).
     outbox_max_bytes: int = 16 * MIB

@@ -195,11 +195,16 @@ class CollabSession:
             self.config.max_update_bytes,
             self.config.max_messages_per_frame,
         )
-        await self.conn.send_line(opened)
+        # Subscribed before the await below: a document that fails meanwhile then drops
+        # this connection with the others (its outbox is failed), never leaves it attached
+        # to a dead document with no answer ever coming.
         subscriber = Subscriber(self.key, member.user, self.conn.peer, self.outbox)
         doc.subscribe(subscriber)
         self._stack.callback(doc.unsubscribe, subscriber)
         self.document, self.subscriber = doc, subscriber
+        await self.conn.send_line(opened)
+        if doc.dead:
+            raise LocalProtocolError(INTERNAL, "the document failed; reconnect", fatal=True)
         assert self._nursery is not None
         self._nursery.start_soon(self._write)
         log_event(

@@ -181,6 +181,9 @@ class LiveDocument:
         self._send, self._receive = trio.open_memory_channel[Inbound | None](
             self.config.inbox_frames
         )
+        self._inbox_bytes = 0  # of the frames queued: bounded too (frames may be 2 MiB)
+        self._inbox_room = trio.lowlevel.ParkingLot()
+        self.dead = False  # its task has ended: nothing submitted will be processed
 
     # ------------------------------------------------------------------ loading
 
@@ -217,8 +220,25 @@ class LiveDocument:
             self._relay_awareness(None, self.awareness.remove_owner(subscriber.key))
 
     async def submit(self, inbound: Inbound) -> None:
-        """Queue a frame for the document task (waits while the inbox is full)."""
-        await self._send.send(inbound)
+        """Queue a frame for the document task (waits while the inbox is full, in frames
+        or in bytes). Raises ``INTERNAL`` (fatal) if the document's task has ended."""
+        limit = self.config.inbox_bytes
+        while self._inbox_bytes and self._inbox_bytes + inbound.size > limit and not self.dead:
+            await self._inbox_room.park()
+        self._inbox_bytes += inbound.size
+        try:
+            await self._send.send(inbound)
+        except trio.BrokenResourceError:
+            raise LocalProtocolError(
+                INTERNAL, "the document failed; reconnect to resync", fatal=True
+            ) from None
+        except BaseException:
+            self._inbox_bytes -= inbound.size  # not queued after all (cancelled)
+            raise
+
+    def _took(self, inbound: Inbound) -> None:
+        self._inbox_bytes -= inbound.size
+        self._inbox_room.unpark_all()
 
     def wake(self) -> None:
         with contextlib.suppress(trio.WouldBlock):  # a full inbox wakes the task anyway
@@ -234,6 +254,9 @@ class LiveDocument:
             logger.exception("doc.crash room=%s lang=%s", self.room, self.language)
             self._drop_everyone("the document failed; reconnect to resync")
         finally:
+            self.dead = True
+            self._receive.close()  # submitters now fail at once instead of waiting forever
+            self._inbox_room.unpark_all()
             self.hub.forget(self)
             log_event(logger, "doc.unload", room=self.room, lang=self.language)
 
@@ -256,6 +279,7 @@ class LiveDocument:
 
     def _drain(self, first: Inbound) -> list[Inbound]:
         batch, size = [first], first.size
+        self._took(first)
         while size < MAX_BATCH_BYTES:
             try:
                 item = self._receive.receive_nowait()
@@ -264,6 +288,7 @@ class LiveDocument:
             if item is not None:
                 batch.append(item)
                 size += item.size
+                self._took(item)
         return batch
 
     async def _process(self, inbounds: list[Inbound]) -> None:
