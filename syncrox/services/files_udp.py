@@ -247,7 +247,16 @@ class FileData:
         app.conn = conn
         partial.app = app
         partial.touched_s = trio.current_time()
-        await self._start(conn, app, member, command.name)
+        try:
+            await self._start(conn, app, member, command.name)
+        except BaseException:
+            # No session will ever run: release the partial (an empty one is dropped), or
+            # it could never expire nor be evicted and its name would stay BUSY.
+            if partial.app is app:
+                partial.app = None
+                if partial.writer.size == 0:
+                    self.drop_partial(partial)
+            raise
         return SessionTicket(conn.session_id, self.udp_port, command.size, command.sha256)
 
     async def open_download(self, member: Member, name: str) -> SessionTicket:
@@ -271,7 +280,11 @@ class FileData:
             source=app.read,
         )
         holder.append(conn)
-        await self._start(conn, app, member, name)
+        try:
+            await self._start(conn, app, member, name)
+        except BaseException:
+            app.close()  # no session will ever run to close it
+            raise
         return SessionTicket(conn.session_id, self.udp_port, record.size, record.digest)
 
     def _take_ticket(self, member: Member) -> None:

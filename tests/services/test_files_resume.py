@@ -15,12 +15,13 @@ import trio
 import syncrox.client.files as client_files
 import syncrox.store.blobs as blobs_module
 from syncrox.client.files import FilesClient, TransferOptions, download, upload
-from syncrox.errors import RequestRefused
+from syncrox.errors import RequestRefused, StoreError
 from syncrox.net.datagram import UdpTransport
 from syncrox.netem import NetemConfig
 from syncrox.protocol.rudp.codec import decode_datagram
 from syncrox.protocol.rudp.packets import Codec, PacketType
 from syncrox.services.context import BoundPorts
+from syncrox.store.files import SqliteFileStore, TransferRecord
 from tests.conftest import IO_TIMEOUT_S
 from tests.services.test_files_service import HOST, make_file, new_room
 
@@ -171,3 +172,28 @@ async def test_an_upload_being_stored_cannot_be_taken_over(
             assert stored.ok, stored.failure
             monkeypatch.undo()
             await assert_stored(alice, source, tmp_path)
+
+
+async def test_a_ticket_that_could_not_be_recorded_leaves_nothing_claimed(
+    services: BoundPorts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The partial used to stay claimed by a session that never ran: the name was BUSY for
+    # any other content until the server restarted.
+    real = SqliteFileStore.start_transfer
+    failures = [1]
+
+    async def flaky(self: SqliteFileStore, record: TransferRecord) -> None:
+        if failures:
+            failures.pop()
+            raise StoreError("database error: disk I/O error")
+        await real(self, record)
+
+    monkeypatch.setattr(SqliteFileStore, "start_transfer", flaky)
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            with pytest.raises(RequestRefused) as failed:
+                await files.upload_ticket(10, "a" * 64, "x.bin")
+            assert failed.value.code == "INTERNAL"  # answered, the connection goes on
+            await files.upload_ticket(10, "b" * 64, "x.bin")  # other content, same name
