@@ -68,11 +68,5 @@ class KeyedBuckets:
     def take(self, key: str, now: float, cost: float = 1.0) -> float:
         return self.bucket(key, now).take(now, cost)
 
-    def give_back(self, key: str, now: float, cost: float = 1.0) -> None:
-        """Return tokens taken for something that turned out not to count (never beyond
-        the capacity)."""
-        bucket = self.bucket(key, now)
-        bucket.tokens = min(bucket.capacity, bucket.tokens + cost)
-
     def wait_s(self, key: str, now: float, cost: float = 1.0) -> float:
         return self.bucket(key, now).wait_s(now, cost)

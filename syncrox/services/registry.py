@@ -28,9 +28,9 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import trio
 
@@ -73,6 +73,14 @@ class _Guess:
     wrong: bool = False
 
 
+@dataclass
+class _Turn:
+    """An address's attempts in progress take turns (``RoomRegistry._guess``)."""
+
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    waiting: int = 0
+
+
 def new_token() -> str:
     """A fresh membership token: 192 random bits as 32 URL-safe base64 characters, never
     starting with ``-``, which a command line would take for an option (``--token -Og...``
@@ -99,6 +107,7 @@ class RoomRegistry:
         self._config = config
         self._wall_clock = wall_clock
         self._failures = KeyedBuckets(config.join_failure_burst, config.join_failure_refill_s)
+        self._guessing: dict[str, _Turn] = {}  # address -> its attempts taking turns
         self._creates = KeyedBuckets(config.create_burst, config.create_refill_s)
         self._held: Counter[str] = Counter()  # token hash -> live connections using it
         self._busy: Counter[str] = Counter()  # room code -> live connections in it
@@ -132,7 +141,7 @@ class RoomRegistry:
         """Join ``code`` as ``user``; return the membership token (the same one on rejoin)."""
         validate_room_code(code)
         validate_user(user)
-        with self._guess(peer_host) as guess:
+        async with self._guess(peer_host) as guess:
             if token is not None:
                 await self._admit_with_token(code, user, token, guess)
                 return token
@@ -154,7 +163,7 @@ class RoomRegistry:
     async def exists(self, code: str, peer_host: str) -> bool:
         """Whether a room exists. A miss counts as a failed guess."""
         validate_room_code(code)
-        with self._guess(peer_host) as guess:
+        async with self._guess(peer_host) as guess:
             guess.wrong = await self._store.get_room(code) is None
         return not guess.wrong
 
@@ -177,31 +186,30 @@ class RoomRegistry:
         """Admit by room code (and token, if given) without creating a membership."""
         validate_room_code(code)
         validate_user(user)
-        with self._guess(peer_host) as guess:
+        async with self._guess(peer_host) as guess:
             if token is not None:
                 return await self._admit_with_token(code, user, token, guess)
-            guess.wrong = True  # until shown otherwise
             if await self._store.get_room(code) is None:
+                guess.wrong = True
                 raise LocalProtocolError(NOT_FOUND, f"no room {code}")
             if await self._store.member_by_name(code, user_key(user)) is not None:
+                guess.wrong = True
                 raise LocalProtocolError(
                     NAME_TAKEN, f"{user} is reserved in room {code}; present its token"
                 )
-            guess.wrong = False
             return Member(code, user)
 
     async def admit_token(self, token: str, peer_host: str) -> Member:
         """Admit the holder of a membership token to its room."""
         validate_token(token)
-        with self._guess(peer_host) as guess:
+        async with self._guess(peer_host) as guess:
             return await self._member_for_token(token, guess)
 
     async def _member_for_token(self, token: str, guess: _Guess) -> Member:
-        guess.wrong = True  # until shown otherwise
         record = await self._store.member_by_token(hash_token(token))
         if record is None:
+            guess.wrong = True
             raise LocalProtocolError(BAD_TOKEN, "no membership for that token")
-        guess.wrong = False
         return Member(record.code, record.user, record.token_hash)
 
     async def _admit_with_token(self, code: str, user: str, token: str, guess: _Guess) -> Member:
@@ -247,24 +255,34 @@ class RoomRegistry:
 
     # ------------------------------------------------------------------ rate limits, expiry
 
-    @contextmanager
-    def _guess(self, peer_host: str) -> Iterator[_Guess]:
-        """One attempt at a room code or token from ``peer_host``. Its token is taken from
-        the address's failure bucket *before* the store is asked, so attempts made in
-        parallel cannot all slip through a nearly empty bucket while the store answers; it
-        is given back unless the attempt was wrong (``guess.wrong`` when the block ends)."""
-        wait = self._failures.take(peer_host, trio.current_time())
-        if wait:
-            log_event(logger, "join.rate_limited", logging.WARNING, peer=peer_host)
-            raise LocalProtocolError(
-                RATE_LIMITED, f"too many failed attempts, retry in {wait:.0f} s"
-            )
-        guess = _Guess()
+    @asynccontextmanager
+    async def _guess(self, peer_host: str) -> AsyncIterator[_Guess]:
+        """One attempt at a room code or token from ``peer_host``; a wrong one (``guess.wrong``
+        when the block ends) takes a token from the address's failure bucket. Attempts of
+        one address take turns: checked in parallel, they all passed a nearly empty bucket
+        while the store answered (charging each up front instead would refuse parallel
+        *correct* attempts, which are free: one frontend logs many users in).
+        """
+        turn = self._guessing.setdefault(peer_host, _Turn())
+        turn.waiting += 1
         try:
-            yield guess
+            async with turn.lock:
+                wait = self._failures.wait_s(peer_host, trio.current_time())
+                if wait:
+                    log_event(logger, "join.rate_limited", logging.WARNING, peer=peer_host)
+                    raise LocalProtocolError(
+                        RATE_LIMITED, f"too many failed attempts, retry in {wait:.0f} s"
+                    )
+                guess = _Guess()
+                try:
+                    yield guess
+                finally:
+                    if guess.wrong:
+                        self._failures.take(peer_host, trio.current_time())
         finally:
-            if not guess.wrong:
-                self._failures.give_back(peer_host, trio.current_time())
+            turn.waiting -= 1
+            if not turn.waiting:
+                del self._guessing[peer_host]
 
     def _member_record(self, code: str, user: str, token: str) -> MemberRecord:
         now = self._wall_clock()

@@ -106,6 +106,22 @@ async def test_parallel_guesses_cannot_outrun_the_rate_limit(store: Store) -> No
     assert outcomes.count("RATE_LIMITED") == 97
 
 
+async def test_parallel_correct_attempts_are_all_admitted(store: Store) -> None:
+    # One frontend logs many users in from one address: successes stay free.
+    registry = make_registry(store, join_failure_burst=3, join_failure_refill_s=3600)
+    with trio.fail_after(30):
+        _, token = await registry.create("alice", PEER)
+        admitted: list[str] = []
+
+        async def admit() -> None:
+            admitted.append((await registry.admit_token(token, PEER)).user)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(admit)
+        assert admitted == ["alice"] * 20
+
+
 async def test_failed_guesses_are_rate_limited_per_address(
     store: Store, mock_clock: trio.testing.MockClock
 ) -> None:
