@@ -229,6 +229,7 @@ class LiveDocument:
         try:
             await self._send.send(inbound)
         except trio.BrokenResourceError:
+            self._inbox_bytes -= inbound.size
             raise LocalProtocolError(
                 INTERNAL, "the document failed; reconnect to resync", fatal=True
             ) from None
@@ -296,6 +297,10 @@ class LiveDocument:
         done: dict[Subscriber, Applied] = {}  # stored and relayed: to acknowledge
         applied: dict[Subscriber, Applied] = {}  # applied in memory, not yet stored
         for sub, updates in batch.groups.items():
+            # pycrdt runs on the loop every service shares: let the others in between
+            # senders' groups, so one batch of many costly groups (each within its own
+            # bounds) is never one long stall.
+            await trio.lowlevel.checkpoint()
             try:
                 applied[sub] = self.core.apply(updates)
             except CrdtFault as exc:

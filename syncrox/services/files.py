@@ -59,6 +59,9 @@ REPORT_QUEUE_S = 30.0  # how long a report waits for the slot before BUSY
 # loop keeps most of the interpreter.
 CONCURRENT_EXPORTS = 1
 EXPORT_QUEUE_S = 30.0
+# Built bodies being sent at once: a client that does not read holds one for up to the
+# send timeout, never the building slot; memory stays ~8 maximal bodies.
+CONCURRENT_EXPORT_SENDS = 8
 REPORT_ROWS_PER_WRITE = 5000
 
 
@@ -97,6 +100,7 @@ class EventsGate:
     slot: trio.Semaphore
     budget: KeyedBuckets
     exports: trio.Semaphore
+    export_sends: trio.Semaphore
 
     @classmethod
     def from_config(cls, config: FilesConfig) -> EventsGate:
@@ -105,6 +109,7 @@ class EventsGate:
             trio.Semaphore(CONCURRENT_REPORTS),
             KeyedBuckets(burst, 1 / config.report_bytes_per_s),
             trio.Semaphore(CONCURRENT_EXPORTS),
+            trio.Semaphore(CONCURRENT_EXPORT_SENDS),
         )
 
 
@@ -203,17 +208,19 @@ class FilesSession:
         transfer = await files.get_transfer(command.transfer_id)
         if transfer is None or transfer.room != member.code:
             raise LocalProtocolError(NOT_FOUND, "no such transfer in this room")
-        with trio.move_on_after(EXPORT_QUEUE_S) as queued:
-            await self.reports.exports.acquire()
-        if queued.cancelled_caught:
-            raise LocalProtocolError(BUSY, "too many metrics exports at once, try again later")
+        gate = self.reports
+        await _take_export_slot(gate.export_sends)
         try:
-            rows = await files.events(transfer.id)
-            body = await trio.to_thread.run_sync(_export, transfer, rows, command.format)
-            del rows
+            await _take_export_slot(gate.exports)
+            try:  # built one at a time; sent (to a reader of any speed) without the slot
+                rows = await files.events(transfer.id)
+                body = await trio.to_thread.run_sync(_export, transfer, rows, command.format)
+                del rows
+            finally:
+                gate.exports.release()
             await self.conn.send(f"METRICS {command.format} {len(body)}\n".encode() + body)
         finally:
-            self.reports.exports.release()
+            gate.export_sends.release()
 
     async def _take_report(self, command: proto.ReportEvents) -> str:
         # The body's bytes follow the line whatever the answer. Refused before it is read:
@@ -287,6 +294,13 @@ class FilesSession:
                 BAD_ARGUMENT, "only an upload's events are reported: the server sends downloads"
             )
         return transfer
+
+
+async def _take_export_slot(slots: trio.Semaphore) -> None:
+    with trio.move_on_after(EXPORT_QUEUE_S) as queued:
+        await slots.acquire()
+    if queued.cancelled_caught:
+        raise LocalProtocolError(BUSY, "too many metrics exports at once, try again later")
 
 
 def _export(transfer: TransferRecord, rows: list[EventRow], form: str) -> bytes:

@@ -57,6 +57,7 @@ from syncrox.store.blobs import BlobStore, BlobWriter
 from syncrox.store.files import EventRow, FileRecord, FileStore, TransferRecord, unreferenced_blobs
 
 logger = logging.getLogger("syncrox.files")
+SUPERSEDED = "SUPERSEDED"  # RST: a newer UPLOAD resumed this upload
 
 T = TypeVar("T")
 EVENT_FLUSH_S = 1.0
@@ -164,6 +165,8 @@ class UploadApp:
         self.partial.touched_s = trio.current_time()
 
     async def finish(self) -> None:
+        if self.detached:  # a newer session owns the partial now: leave it alone
+            raise LocalProtocolError(SUPERSEDED, "resumed by a newer session")
         partial = self.partial
         if partial.writer.size != partial.size or partial.hasher.hexdigest() != partial.sha256:
             self.data.drop_partial(partial)
@@ -248,7 +251,10 @@ class FileData:
         partial.app = app
         partial.touched_s = trio.current_time()
         try:
-            await self._start(conn, app, member, command.name)
+            session = await self._start(conn, app, member, command.name)
+            if app.detached:  # a newer UPLOAD took the partial over while we registered
+                session.conn.abort(SUPERSEDED, "resumed by a newer session", trio.current_time())
+                session.wake()
         except BaseException:
             # No session will ever run: release the partial (an empty one is dropped), or
             # it could never expire nor be evicted and its name would stay BUSY.
@@ -332,7 +338,7 @@ class FileData:
         partial.app = None
         for session in list(self.router.sessions.values()):
             if session.app is app:
-                session.conn.abort("SUPERSEDED", "resumed by a newer session", trio.current_time())
+                session.conn.abort(SUPERSEDED, "resumed by a newer session", trio.current_time())
                 session.wake()
 
     def _evict_oldest_partial(self) -> None:

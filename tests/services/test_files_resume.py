@@ -15,12 +15,17 @@ import trio
 import syncrox.client.files as client_files
 import syncrox.store.blobs as blobs_module
 from syncrox.client.files import FilesClient, TransferOptions, download, upload
+from syncrox.config import Config
 from syncrox.errors import RequestRefused, StoreError
 from syncrox.net.datagram import UdpTransport
 from syncrox.netem import NetemConfig
+from syncrox.protocol.files import Upload
 from syncrox.protocol.rudp.codec import decode_datagram
 from syncrox.protocol.rudp.packets import Codec, PacketType
 from syncrox.services.context import BoundPorts
+from syncrox.services.files_udp import FileData
+from syncrox.services.registry import RoomRegistry
+from syncrox.store import Store
 from syncrox.store.files import SqliteFileStore, TransferRecord
 from tests.conftest import IO_TIMEOUT_S
 from tests.services.test_files_service import HOST, make_file, new_room
@@ -197,3 +202,43 @@ async def test_a_ticket_that_could_not_be_recorded_leaves_nothing_claimed(
                 await files.upload_ticket(10, "a" * 64, "x.bin")
             assert failed.value.code == "INTERNAL"  # answered, the connection goes on
             await files.upload_ticket(10, "b" * 64, "x.bin")  # other content, same name
+
+
+async def test_an_upload_taken_over_while_it_registered_never_runs(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second UPLOAD of the same file while the first still wrote its transfer row took
+    # the partial over before the first session was registered: nothing reset it, and its
+    # client's FIN later dropped the partial the second one was writing into.
+    store = Store.open(config.data_dir, sqlite_worker_thread=False)
+    try:
+        data = FileData(
+            dataclasses.replace(config.files, disk_worker_thread=False),
+            store.files,
+            UdpTransport.bind(HOST, 0),
+        )
+        real_start, calls = store.files.start_transfer, [0]
+
+        async def slow_first(record: TransferRecord) -> None:
+            calls[0] += 1
+            if calls[0] == 1:
+                await trio.sleep(0.2)  # a busy database
+            await real_start(record)
+
+        monkeypatch.setattr(store.files, "start_transfer", slow_first)
+        body = b"z" * 10_000
+        upload_command = Upload(len(body), hashlib.sha256(body).hexdigest(), "a.bin")
+        member, _ = await RoomRegistry(store.rooms, config.rooms).create("alice", HOST)
+        with trio.fail_after(IO_TIMEOUT_S):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(data.run)
+                nursery.start_soon(data.open_upload, member, upload_command)
+                await trio.sleep(0.05)
+                nursery.start_soon(data.open_upload, member, upload_command)
+                await trio.sleep(0.5)
+                sessions = list(data.router.sessions.values())
+                [partial] = data.partials.values()
+                assert [s.app for s in sessions] == [partial.app]  # the newer one only
+                nursery.cancel_scope.cancel()
+    finally:
+        store.close()

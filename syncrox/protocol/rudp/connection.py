@@ -337,7 +337,8 @@ class Connection:
         if self.resume_mss and self.resume_mss <= min(largest, client_accepts):
             self.mss = self.resume_mss
         else:
-            self.resume_bytes = 0
+            if self.resume_bytes < self.size:  # a complete partial needs no chunk at all
+                self.resume_bytes = 0
             self.mss = min(max(syn.mss or DEFAULT_MSS_BYTES, MIN_MSS_BYTES), largest)
         self.total = chunk_count(self.size, self.mss)
         self._peer_rwnd = syn.rwnd
