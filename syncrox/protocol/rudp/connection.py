@@ -33,7 +33,8 @@ session id cannot redirect the transfer; repeats of handshake packets are answer
 the address already confirmed.
 Local misuse (``commit`` at the wrong time) raises ``LocalProtocolError``. Any end that
 fails sends RST with a reason code, so the peer learns why instead of timing out. A session
-that accepts nothing for ``idle_timeout_s`` fails with ``IDLE``.
+that accepts nothing for ``idle_timeout_s`` fails with ``IDLE``; one whose data does not
+move for ``stall_timeout_s`` (while there is data to move) with ``STALLED``.
 """
 
 from __future__ import annotations
