@@ -8,8 +8,25 @@ A forgotten key starts again with a full bucket, which only ever errs towards ad
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
+
+IPV6_PREFIX_BITS = 64  # one site's usual allocation: its addresses share one bucket
+
+
+def address_key(host: str) -> str:
+    """The bucket key of a peer address: an IPv4 address as it is, an IPv6 address by its
+    /64 (anyone holding one address of a /64 holds them all), anything else as given."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/{IPV6_PREFIX_BITS}", strict=False))
+    return str(address)
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncrox.ratelimit import KeyedBuckets, TokenBucket
+from syncrox.ratelimit import KeyedBuckets, TokenBucket, address_key
 
 
 def test_bucket_refills_one_token_per_interval() -> None:
@@ -35,3 +35,12 @@ def test_bucket_never_exceeds_capacity_nor_goes_negative(steps: list[tuple[float
         else:
             bucket.wait_s(now)
         assert 0 <= bucket.tokens <= 3
+
+
+def test_addresses_are_keyed_by_ipv4_address_or_ipv6_64() -> None:
+    assert address_key("192.0.2.1") == "192.0.2.1"
+    assert address_key("2001:db8:1:2:3:4:5:6") == address_key("2001:db8:1:2::9")
+    assert address_key("2001:db8:1:2::9") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::9") != address_key("2001:db8:1:2::9")
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"  # an IPv4 client on a v6 socket
+    assert address_key("not an address") == "not an address"

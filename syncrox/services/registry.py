@@ -46,7 +46,7 @@ from syncrox.errors import (
 )
 from syncrox.logs import log_event
 from syncrox.protocol.names import user_key, validate_room_code, validate_token, validate_user
-from syncrox.ratelimit import KeyedBuckets
+from syncrox.ratelimit import KeyedBuckets, address_key
 from syncrox.store.rooms import JoinOutcome, MemberRecord, RoomStore
 
 logger = logging.getLogger("syncrox.rooms")
@@ -117,7 +117,7 @@ class RoomRegistry:
     async def create(self, user: str, peer_host: str) -> tuple[Member, str]:
         """Create a room with ``user`` as its first member; return the member and token."""
         validate_user(user)
-        wait = self._creates.take(peer_host, trio.current_time())
+        wait = self._creates.take(address_key(peer_host), trio.current_time())
         if wait:
             raise LocalProtocolError(RATE_LIMITED, f"too many new rooms, retry in {wait:.0f} s")
         token = new_token()
@@ -263,11 +263,12 @@ class RoomRegistry:
         while the store answered (charging each up front instead would refuse parallel
         *correct* attempts, which are free: one frontend logs many users in).
         """
-        turn = self._guessing.setdefault(peer_host, _Turn())
+        key = address_key(peer_host)
+        turn = self._guessing.setdefault(key, _Turn())
         turn.waiting += 1
         try:
             async with turn.lock:
-                wait = self._failures.wait_s(peer_host, trio.current_time())
+                wait = self._failures.wait_s(key, trio.current_time())
                 if wait:
                     log_event(logger, "join.rate_limited", logging.WARNING, peer=peer_host)
                     raise LocalProtocolError(
@@ -278,11 +279,11 @@ class RoomRegistry:
                     yield guess
                 finally:
                     if guess.wrong:
-                        self._failures.take(peer_host, trio.current_time())
+                        self._failures.take(key, trio.current_time())
         finally:
             turn.waiting -= 1
             if not turn.waiting:
-                del self._guessing[peer_host]
+                del self._guessing[key]
 
     def _member_record(self, code: str, user: str, token: str) -> MemberRecord:
         now = self._wall_clock()

@@ -106,6 +106,16 @@ async def test_parallel_guesses_cannot_outrun_the_rate_limit(store: Store) -> No
     assert outcomes.count("RATE_LIMITED") == 97
 
 
+async def test_one_ipv6_64_shares_one_bucket(store: Store) -> None:
+    # Whoever holds one address of a /64 usually holds them all: one bucket for the lot.
+    registry = make_registry(store, join_failure_burst=2, join_failure_refill_s=3600)
+    with trio.fail_after(30):
+        for host in ("2001:db8:5:6::1", "2001:db8:5:6::2"):
+            await refused("BAD_TOKEN", registry.admit_token("A" * 32, host))
+        await refused("RATE_LIMITED", registry.admit_token("A" * 32, "2001:db8:5:6::3"))
+        await refused("BAD_TOKEN", registry.admit_token("A" * 32, "2001:db8:5:7::1"))
+
+
 async def test_parallel_correct_attempts_are_all_admitted(store: Store) -> None:
     # One frontend logs many users in from one address: successes stay free.
     registry = make_registry(store, join_failure_burst=3, join_failure_refill_s=3600)
