@@ -42,11 +42,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from syncrox.errors import BAD_ARGUMENT, LocalProtocolError, RemoteProtocolError
-from syncrox.protocol.rudp.codec import BAD_DATAGRAM, Encoder, max_payload_bytes
-from syncrox.protocol.rudp.congestion import ALGORITHMS, DEFAULT_ALGORITHM, make_controller
+from syncrox.protocol.rudp import handshake
+from syncrox.protocol.rudp.codec import BAD_DATAGRAM, Encoder
+from syncrox.protocol.rudp.congestion import DEFAULT_ALGORITHM, make_controller
 from syncrox.protocol.rudp.packets import (
     DEFAULT_MSS_BYTES,
-    MIN_MSS_BYTES,
     Codec,
     Packet,
     PacketType,
@@ -326,30 +326,18 @@ class Connection:
         return True
 
     def _negotiate(self, syn: Packet) -> None:
-        wanted = {codec.value: codec for codec in self.limits.codecs}
-        self.codec = wanted.get(syn.codec, Codec.JSON)
-        self.algo = syn.algo if syn.algo in ALGORITHMS else DEFAULT_ALGORITHM
-        largest = min(self.limits.max_mss_bytes, max_payload_bytes(self.codec, self.filename))
-        # A resumed upload keeps its first session's chunk size, so that the chunks held line
-        # up, if this session's codec can carry it and the client accepts it (at most its
-        # offer or the default: _check_syn_ack). Otherwise it starts afresh (the service
-        # then empties the partial: resume_chunks is 0).
-        client_accepts = max(syn.mss, DEFAULT_MSS_BYTES)
-        if self.resume_mss and self.resume_mss <= min(largest, client_accepts):
-            self.mss = self.resume_mss
-        else:
-            if self.resume_bytes < self.size:  # a complete partial needs no chunk at all
-                self.resume_bytes = 0
-            self.mss = min(max(syn.mss or DEFAULT_MSS_BYTES, MIN_MSS_BYTES), largest)
+        choice = handshake.choose(
+            syn, codecs=self.limits.codecs, max_mss_bytes=self.limits.max_mss_bytes,
+            filename=self.filename, size=self.size, resume_mss=self.resume_mss,
+            resume_bytes=self.resume_bytes,
+        )  # fmt: skip
+        self.codec, self.algo, self.mss = choice.codec, choice.algo, choice.mss
+        self.resume_bytes = choice.resume_bytes
         self.total = chunk_count(self.size, self.mss)
         self._peer_rwnd = syn.rwnd
 
     def _resume_point(self) -> int:
-        """Chunks an upload's receiver already holds: all of them once it holds every byte
-        (the last chunk may be short, so the division alone would ask for it again)."""
-        if self.resume_bytes >= self.size:
-            return self.total
-        return min(self.resume_bytes // self.mss, self.total)
+        return handshake.resume_point(self.resume_bytes, size=self.size, mss=self.mss)
 
     def _on_syn_ack(self, packet: Packet, now: float) -> bool:
         if self.state is not State.SYN_SENT:
@@ -390,22 +378,10 @@ class Connection:
             self.sender.rtt.on_sample((now - self._syn_sent_at) * 1000.0)
 
     def _check_syn_ack(self, packet: Packet) -> str:
-        if packet.codec not in {codec.value for codec in Codec}:
-            return "unknown codec"
-        if packet.algo not in ALGORITHMS:
-            return "unknown algorithm"
-        if not MIN_MSS_BYTES <= packet.mss <= max(self.offer.mss, DEFAULT_MSS_BYTES):
-            return "chunk size out of range"
-        if packet.total != chunk_count(packet.size, packet.mss):
-            return "total does not match size"
-        if self.direction is Direction.UPLOAD:
-            if (packet.size, packet.sha256) != (self.size, self.sha256):
-                return "server expects another file"
-            if packet.ack > packet.total:
-                return "resume point beyond the file"
-        elif not packet.sha256:
-            return "no digest for the download"
-        return ""
+        return handshake.check_syn_ack(
+            packet, offer_mss=self.offer.mss, upload=self.direction is Direction.UPLOAD,
+            size=self.size, sha256=self.sha256,
+        )  # fmt: skip
 
     def _on_handshake_ack(self, packet: Packet, now: float) -> bool:
         if self.state is not State.SYN_RCVD:
