@@ -71,6 +71,9 @@ class RoomsConfig:
     join_failure_refill_s: float = 10.0
     create_burst: int = 20
     create_refill_s: float = 3.0
+    # Rooms an address created that still exist (counted since the server started): one
+    # address must not hold all 9000 codes.
+    max_live_rooms_per_address: int = 200
     max_members_per_room: int = 64
 
 

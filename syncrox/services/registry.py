@@ -109,6 +109,10 @@ class RoomRegistry:
         self._failures = KeyedBuckets(config.join_failure_burst, config.join_failure_refill_s)
         self._guessing: dict[str, _Turn] = {}  # address -> its attempts taking turns
         self._creates = KeyedBuckets(config.create_burst, config.create_refill_s)
+        # Who created each room still alive (since start-up: rooms from before a restart
+        # are not counted, which only ever errs towards admitting).
+        self._creators: dict[str, str] = {}  # room code -> creator's address key
+        self._live_rooms: Counter[str] = Counter()  # address key -> rooms it created
         self._held: Counter[str] = Counter()  # token hash -> live connections using it
         self._busy: Counter[str] = Counter()  # room code -> live connections in it
 
@@ -117,7 +121,13 @@ class RoomRegistry:
     async def create(self, user: str, peer_host: str) -> tuple[Member, str]:
         """Create a room with ``user`` as its first member; return the member and token."""
         validate_user(user)
-        wait = self._creates.take(address_key(peer_host), trio.current_time())
+        key = address_key(peer_host)
+        held, most = self._live_rooms[key], self._config.max_live_rooms_per_address
+        if held >= most:
+            raise LocalProtocolError(
+                RATE_LIMITED, f"this address holds {held} rooms, at most {most}; reuse one"
+            )
+        wait = self._creates.take(key, trio.current_time())
         if wait:
             raise LocalProtocolError(RATE_LIMITED, f"too many new rooms, retry in {wait:.0f} s")
         token = new_token()
@@ -125,6 +135,8 @@ class RoomRegistry:
             record = self._member_record(code, user, token)
             if await self._store.insert_room(code, record):
                 log_event(logger, "room.create", code=code, user=user, peer=peer_host)
+                self._creators[code] = key
+                self._live_rooms[key] += 1
                 return Member(code, user, record.token_hash), token
         raise LocalProtocolError(ROOMS_FULL, "every room code is in use, try again later")
 
@@ -301,6 +313,11 @@ class RoomRegistry:
             log_event(logger, "member.expire", code=member.code, user=member.user)
         for code in dropped:
             log_event(logger, "room.expire", code=code)
+            creator = self._creators.pop(code, None)
+            if creator is not None:
+                self._live_rooms[creator] -= 1
+                if not self._live_rooms[creator]:
+                    del self._live_rooms[creator]
         return lapsed, dropped
 
     async def run_expiry(

@@ -215,6 +215,23 @@ async def test_idle_members_lapse_and_empty_rooms_expire(store: Store) -> None:
         assert not await registry.exists(member.code, PEER)
 
 
+async def test_an_address_holds_a_bounded_number_of_live_rooms(store: Store) -> None:
+    # One address once could hold every one of the 9000 codes (ROOMS_FULL for all others).
+    wall = WallClock()
+    registry = make_registry(
+        store, wall, max_live_rooms_per_address=2, member_idle_expiry_s=10, room_idle_expiry_s=10
+    )
+    with trio.fail_after(10):
+        first, _ = await registry.create("a", PEER)
+        await registry.create("b", PEER)
+        await refused("RATE_LIMITED", registry.create("c", PEER))
+        await registry.create("d", "198.51.100.7")  # another address
+        wall.now += 11
+        _, dropped = await registry.expire_once()  # members lapse, the empty rooms go
+        assert first.code in dropped
+        await registry.create("e", PEER)  # room again
+
+
 async def test_presence_keeps_members_and_rooms_alive(store: Store) -> None:
     wall = WallClock()
     registry = make_registry(store, wall, member_idle_expiry_s=10, room_idle_expiry_s=10)
