@@ -209,9 +209,10 @@ class FilesSession:
         if transfer is None or transfer.room != member.code:
             raise LocalProtocolError(NOT_FOUND, "no such transfer in this room")
         gate = self.reports
-        await _take_export_slot(gate.export_sends)
+        busy = LocalProtocolError(BUSY, "too many metrics exports at once, try again later")
+        await _take_slot(gate.export_sends, EXPORT_QUEUE_S, busy)
         try:
-            await _take_export_slot(gate.exports)
+            await _take_slot(gate.exports, EXPORT_QUEUE_S, busy)
             try:  # built one at a time; sent (to a reader of any speed) without the slot
                 rows = await files.events(transfer.id)
                 body = await trio.to_thread.run_sync(_export, transfer, rows, command.format)
@@ -249,12 +250,10 @@ class FilesSession:
         # The slot bounds the memory and the thread a body takes, from its first byte to
         # its last row stored; a member holding it with a slow body delays others'
         # reports (then BUSY), never anything else.
-        with trio.move_on_after(REPORT_QUEUE_S) as queued:
-            await self.reports.slot.acquire()
-        if queued.cancelled_caught:
-            raise LocalProtocolError(
-                BUSY, "too many event reports at once, try again later", fatal=True
-            )
+        busy = LocalProtocolError(
+            BUSY, "too many event reports at once, try again later", fatal=True
+        )
+        await _take_slot(self.reports.slot, REPORT_QUEUE_S, busy)
         try:
             return await self._store_report(command, limit)
         finally:
@@ -296,11 +295,12 @@ class FilesSession:
         return transfer
 
 
-async def _take_export_slot(slots: trio.Semaphore) -> None:
-    with trio.move_on_after(EXPORT_QUEUE_S) as queued:
+async def _take_slot(slots: trio.Semaphore, wait_s: float, busy: LocalProtocolError) -> None:
+    """One of ``slots``, waiting at most ``wait_s``; else ``busy`` is raised."""
+    with trio.move_on_after(wait_s) as queued:
         await slots.acquire()
     if queued.cancelled_caught:
-        raise LocalProtocolError(BUSY, "too many metrics exports at once, try again later")
+        raise busy
 
 
 def _export(transfer: TransferRecord, rows: list[EventRow], form: str) -> bytes:

@@ -47,7 +47,14 @@ from syncrox.logs import log_event
 from syncrox.net.datagram import DatagramTransport
 from syncrox.net.transfer import DatagramRouter, TransferSession, wall_clock_offset_s
 from syncrox.protocol.files import SessionTicket, Upload, transfer_id_of
-from syncrox.protocol.rudp.connection import UNCONFIRMED, Connection, Direction, Limits, Role
+from syncrox.protocol.rudp.connection import (
+    SUPERSEDED,
+    UNCONFIRMED,
+    Connection,
+    Direction,
+    Limits,
+    Role,
+)
 from syncrox.protocol.rudp.events import ROUTINE_KINDS, TransferEvent
 from syncrox.protocol.rudp.packets import Codec
 from syncrox.ratelimit import KeyedBuckets
@@ -57,7 +64,6 @@ from syncrox.store.blobs import BlobStore, BlobWriter
 from syncrox.store.files import EventRow, FileRecord, FileStore, TransferRecord, unreferenced_blobs
 
 logger = logging.getLogger("syncrox.files")
-SUPERSEDED = "SUPERSEDED"  # RST: a newer UPLOAD resumed this upload
 
 T = TypeVar("T")
 EVENT_FLUSH_S = 1.0
@@ -253,8 +259,7 @@ class FileData:
         try:
             session = await self._start(conn, app, member, command.name)
             if app.detached:  # a newer UPLOAD took the partial over while we registered
-                session.conn.abort(SUPERSEDED, "resumed by a newer session", trio.current_time())
-                session.wake()
+                _supersede(session)
         except BaseException:
             # No session will ever run: release the partial (an empty one is dropped), or
             # it could never expire nor be evicted and its name would stay BUSY.
@@ -338,8 +343,7 @@ class FileData:
         partial.app = None
         for session in list(self.router.sessions.values()):
             if session.app is app:
-                session.conn.abort(SUPERSEDED, "resumed by a newer session", trio.current_time())
-                session.wake()
+                _supersede(session)
 
     def _evict_oldest_partial(self) -> None:
         idle = [p for p in self.partials.values() if p.app is None]
@@ -502,3 +506,9 @@ def _final_status(conn: Connection, app: object) -> str:
 
 def _code(conn: Connection) -> str:
     return conn.failure[0] if conn.failure else "CLOSED"
+
+
+def _supersede(session: TransferSession) -> None:
+    """A newer UPLOAD resumed this session's partial: reset it (RST SUPERSEDED)."""
+    session.conn.abort(SUPERSEDED, "resumed by a newer session", trio.current_time())
+    session.wake()

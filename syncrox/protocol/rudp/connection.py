@@ -85,6 +85,7 @@ BAD_HANDSHAKE = "BAD_HANDSHAKE"
 ABORTED = "ABORTED"
 STORE = "STORE"  # writing received chunks failed (disk full, ...)
 REFUSED = "REFUSED"  # the receiving edge refused the finished file (not stored)
+SUPERSEDED = "SUPERSEDED"  # a newer UPLOAD resumed this upload (sent by the service)
 ACK_EVERY = 2  # in-order chunks per early ACK (as TCP's delayed ACK)
 EARLY_ACKS_PER_FLUSH = 2  # early ACKs per batch; the batch ends with one more
 
