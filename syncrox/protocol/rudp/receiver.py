@@ -19,6 +19,11 @@ whose ACK was lost learns the truth.
 ACKs are coalesced: ``ack_due`` is set by any DATA and cleared when the connection emits one
 ACK, which names in ``seq`` the chunk that triggered it and lists up to ``MAX_SACK_BLOCKS``
 ranges held above ``ack`` (the range holding that chunk first, then the lowest ones).
+Except after a sign of loss: a chunk above a hole, a hole filled or a duplicate puts the
+receiver in *quick-ACK mode* (as Linux's receiver does) for the next ``QUICK_ACK_CHUNKS``
+in-order chunks, each of which is then acknowledged on its own. A sender recovering from a
+loss has a small window, and one lost ACK covering two of its chunks would leave it
+without news until a probe or a timeout; a loss-free transfer keeps the cheap coalesced ACKs.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from dataclasses import dataclass
 from syncrox.errors import RemoteProtocolError
 from syncrox.protocol.rudp.codec import BAD_DATAGRAM
 from syncrox.protocol.rudp.packets import MAX_SACK_BLOCKS, chunk_length
+
+QUICK_ACK_CHUNKS = 16  # Linux's TCP_MAX_QUICKACKS: in-order chunks acknowledged one by one
 
 
 @dataclass
@@ -50,6 +57,7 @@ class Receiver:
         self.ack_due = False
         self.unacked = 0  # chunks received since the last ACK
         self.echo = 0
+        self.quick_acks = 0  # in-order chunks still to acknowledge one by one
         self._ready: list[bytes] = []
         self.advertised = self.buffer_chunks
         self._held: dict[int, bytes] = {}
@@ -72,8 +80,8 @@ class Receiver:
         """Take one DATA chunk; raises ``RemoteProtocolError`` if it cannot be this file's.
 
         Returns ``True`` when this chunk deserves an ACK of its own at once (RFC 5681
-        §4.2): it arrived above a hole, filled one, or was a duplicate. In-order chunks
-        are acknowledged together, once per batch of datagrams."""
+        §4.2): it arrived above a hole, filled one, or was a duplicate, or it came in
+        quick-ACK mode. Other in-order chunks are acknowledged together, once per batch."""
         self.check_chunk(seq, payload)
         self.ack_due = True
         self.echo = seq
@@ -81,16 +89,24 @@ class Receiver:
         self.unacked += 1
         if seq <= self.ack or seq in self._held:
             self.stats.duplicates += 1
-            return True
-        if seq > self.ack + self.rwnd:
+        elif seq > self.ack + self.rwnd:
             self.stats.out_of_window += 1
-            return True
-        if seq == self.ack + 1:
+        elif seq == self.ack + 1:
             filled = bool(self._starts) and self._starts[0] == seq + 1
             self._deliver(payload)
-            return filled
-        self._hold(seq, payload)
+            if not filled:
+                return self._quick_ack()
+        else:
+            self._hold(seq, payload)
+        self.quick_acks = QUICK_ACK_CHUNKS  # a sign of loss: the sender is recovering
         return True
+
+    def _quick_ack(self) -> bool:
+        """Whether an in-order chunk gets its own ACK: only in quick-ACK mode."""
+        if self.quick_acks:
+            self.quick_acks -= 1
+            return True
+        return False
 
     def check_chunk(self, seq: int, payload: bytes) -> None:
         """Raise ``RemoteProtocolError`` unless this could be chunk ``seq`` of this file."""
