@@ -174,3 +174,25 @@ def test_every_algorithm_keeps_cwnd_at_least_one() -> None:
             cc.on_timeout(flight=1, highest_sent=5, now=0.0)
             cc.on_loss(ack=0, highest_sent=5, now=0.0)
             assert cc.cwnd >= 1.0 and cc.send_window >= 1.0 and cc.ssthresh >= 2.0
+
+
+def test_cubic_reno_friendly_estimate_speeds_up_once_past_the_old_window() -> None:
+    # RFC 9438 §4.3: W_est grows by alpha_cubic per window until it reaches the window the
+    # last reduction started from, then by 1 per window, as Reno does.
+    cc = Cubic()
+    cc.cwnd, cc.ssthresh = 20.0, 10.0
+    cc.on_loss(ack=0, highest_sent=20, now=0.0)
+    cc.on_ack(14, ack=21, now=0.0, srtt_s=0.01, cwnd_limited=True)  # leaves recovery
+    assert cc.cwnd_prior == 20.0
+    now, steps = 0.0, []
+    while cc.w_est < 24.0:
+        now += 0.01
+        before = cc.w_est
+        cc.on_ack(int(cc.cwnd), ack=0, now=now, srtt_s=0.01, cwnd_limited=True)
+        steps.append((before, cc.w_est - before))
+    slow = [step for start, step in steps if 15.0 <= start < 19.0]
+    fast = [step for start, step in steps if start >= 20.0]
+    assert slow and fast
+    alpha = 3 * (1 - BETA_CUBIC) / (1 + BETA_CUBIC)
+    assert all(step == pytest.approx(alpha, rel=0.1) for step in slow)
+    assert all(step == pytest.approx(1.0, rel=0.1) for step in fast)

@@ -3,7 +3,10 @@
 After a loss the window becomes β·cwnd and then follows W(t) = C·(t - K)³ + W_max, which is
 concave up to the window of the last loss and convex beyond it; K = ∛(W_max·(1-β)/C) is when
 W(t) is back at W_max. Where a Reno flow with the same loss rate would be faster (short
-RTTs), the window follows the Reno-friendly estimate W_est instead (§4.3). Fast convergence
+RTTs), the window follows the Reno-friendly estimate W_est instead (§4.3): it grows by
+alpha_cubic = 3(1-β)/(1+β) per window until it is back at the window the last reduction started
+from, then by 1, like Reno (the RFC's SHOULD: a flow past its old window is no longer
+competing for what it just gave up). Fast convergence
 (§4.7) lowers W_max when a loss comes before the last W_max was reached. Recovery ends at the
 first ACK covering ``recover``; there is no inflation (the sender's pipe accounting does the
 job), so ``send_window`` equals ``cwnd``.
@@ -28,6 +31,7 @@ class Cubic(CongestionControl):
         self.w_max = 0.0
         self.k_s = 0.0
         self.w_est = 0.0
+        self.cwnd_prior = 0.0  # the window when ssthresh was last set
         self.epoch_start_s: float | None = None
 
     def on_ack(self, acked: int, *, ack: int, now: float, srtt_s: float | None,
@@ -62,7 +66,8 @@ class Cubic(CongestionControl):
             self.w_est = self.cwnd
         t_s = now - self.epoch_start_s
         target = min(max(self.w_cubic(t_s + srtt_s), self.cwnd), MAX_GROWTH * self.cwnd)
-        self.w_est += ALPHA_CUBIC * acked / self.cwnd
+        alpha = 1.0 if self.w_est >= self.cwnd_prior else ALPHA_CUBIC
+        self.w_est += alpha * acked / self.cwnd
         if self.w_cubic(t_s) < self.w_est:
             self.cwnd = max(self.cwnd, self.w_est)
         else:
@@ -88,6 +93,7 @@ class Cubic(CongestionControl):
         self.in_recovery = False
 
     def _reduce(self) -> None:
+        self.cwnd_prior = self.cwnd
         # Fast convergence: a loss before reaching the previous W_max releases bandwidth.
         if self.cwnd < self.w_max:
             self.w_max = self.cwnd * (1 + BETA_CUBIC) / 2
