@@ -1,10 +1,11 @@
-"""What the textbook rules of Tahoe and Reno allow at a given random loss rate: a ceiling
-for ``bench.rudp``'s lossy rows, computed in the same run.
+"""What the textbook rules of Tahoe and Reno earn at a given random loss rate, in
+expectation: a yardstick for ``bench.rudp``'s lossy rows, computed in the same run.
 
     python -m bench._round_model [--loss 0.05] [--rounds 400000]
 
-The classic round model (the one the Mathis bound itself comes from), with every
-simplification in the algorithm's favour:
+The classic round model (the one the Mathis bound itself comes from). Its simplifications
+are in the algorithm's favour but one: whole rounds (a real sender sends on each ACK, in
+the middle of a round, and may do a little better than the model):
 
 - time runs in rounds of one RTT; in a round the sender sends ``cwnd`` chunks and each is
   lost independently with probability ``p`` (the data direction only: ACKs never get lost);
@@ -21,8 +22,9 @@ simplification in the algorithm's favour:
 
 The result is unique chunks delivered per round over ``1/√p`` (the Mathis bound
 MSS / (RTT·√p) in chunks per RTT), so it reads like the bench's ratios. At 5 % loss Reno's
-rules give ~1.00 and Tahoe's ~0.95: a target of ≥ 1 at 5 % is at the very edge of what
-Reno can be expected to do and beyond what Tahoe's rule allows, on any implementation.
+rules give ~1.00 and Tahoe's ~0.95: a target of ≥ 1 at 5 % is where Reno can be expected
+to land, on either side by its loss pattern, and above where Tahoe's rule can be expected
+to (an implementation following it passes only with a lucky loss pattern).
 """
 
 from __future__ import annotations

@@ -15,11 +15,13 @@ emulated network in virtual time, so processing costs nothing and the RTT is exa
 and the *round model* of ``bench._round_model``: what Tahoe's and Reno's textbook rules
 give at 5 % random loss with every simplification in their favour.
 
-Sessions open as ``syncrox-trio send`` opens them: its File Control request has just timed
-a round trip to the server, and the SYN is timed from it (RFC 6298's first sample; here the
-path's 10 ms, as TCP over the same path would measure, so a lost SYN is resent after the
-200 ms floor rather than the 1 s used without a sample). The request itself is not made: it
-would add a round trip that is not goodput.
+The emulated path stands for a real 10 ms path, and sessions open as ``syncrox-trio send``
+opens them on one: its File Control request has just timed a round trip to the server, and
+the SYN is timed from it (RFC 6298's first sample: TCP over the same path would measure
+the path's 10 ms, so a lost SYN is resent after the 200 ms RTO floor rather than the 1 s
+used without a sample). The request itself is not made: it would add a round trip that is
+not goodput. (The CLI under its *own* ``--loss``/``--delay`` emulation takes no hint: there
+only UDP is emulated, and its control round trip says nothing about the UDP path.)
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ async def upload(
         nursery.start_soon(server_session.run)
         nursery.start_soon(client_session.run)
         start = trio.current_time()
-        client.connect(start, path_rtt_s=RTT_S)  # what the ticket request measured
+        client.connect(start, path_rtt_s=RTT_S)  # what the ticket request would measure
         await client_session.flush(start)
         with trio.fail_after(600):
             await client_session.settled.wait()
@@ -313,8 +315,9 @@ def main() -> None:
     mib = 1 << 20
     clean_bytes = (16 if quick else 64) * mib
     loss_bytes = {0.01: (4 if quick else 12) * mib, 0.05: (2 if quick else 6) * mib}
-    # Loss runs: the mean over seeds, never a best. One 6 MiB run at 5 % swings by +-12 %
-    # with its loss pattern alone (ideal network, 24 seeds), so a verdict needs several.
+    # Loss runs: the mean over seeds, never a best. 6 MiB runs at 5 % differ by 12 % (one
+    # standard deviation; range 0.77-1.25 x Mathis over 24 seeds of the ideal network) by
+    # their loss pattern alone, so a verdict needs several.
     seeds = (11,) if quick else tuple(range(11, 19))
     runs = 2 if quick else 3  # best of: the machine is shared, the noise one-sided
     data = bytes(range(256)) * (clean_bytes // 256)

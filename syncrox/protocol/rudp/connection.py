@@ -437,10 +437,10 @@ class Connection:
         urgent = receiver.on_data(packet.seq, packet.payload)
         early = receiver.unacked >= ACK_EVERY and self._early_acks < EARLY_ACKS_PER_FLUSH
         if urgent or early:
-            # Out of order, a duplicate, a hole filled, or quick-ACK mode after one of
-            # those: each gets its own ACK, so the sender counts every duplicate. Other
-            # in-order chunks are acknowledged once per batch, plus a few early ACKs, so
-            # one lost ACK cannot stall a whole window.
+            # Out of order, a duplicate, a hole filled, outside the window, or quick-ACK
+            # mode after one of the first three: each gets its own ACK, so the sender
+            # counts every duplicate. Other in-order chunks are acknowledged once per
+            # batch, plus a few early ACKs, so one lost ACK cannot stall a whole window.
             self._early_acks += not urgent
             self._outbox.append(self._encoder.ack(*receiver.make_ack()))
         return in_reach

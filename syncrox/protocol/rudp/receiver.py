@@ -20,8 +20,10 @@ ACKs are coalesced: ``ack_due`` is set by any DATA and cleared when the connecti
 ACK, which names in ``seq`` the chunk that triggered it and lists up to ``MAX_SACK_BLOCKS``
 ranges held above ``ack`` (the range holding that chunk first, then the lowest ones).
 Except after a sign of loss: a chunk above a hole, a hole filled or a duplicate puts the
-receiver in *quick-ACK mode* (as Linux's receiver does) for the next ``QUICK_ACK_CHUNKS``
-in-order chunks, each of which is then acknowledged on its own. A sender recovering from a
+receiver in *quick-ACK mode* (after Linux's receiver, which has the same mode) for the next
+``QUICK_ACK_CHUNKS`` in-order chunks, each of which is then acknowledged on its own. A
+chunk beyond the window is answered at once too, but does not start the mode: it is a
+window probe or a confused sender, not a loss. A sender recovering from a
 loss has a small window, and one lost ACK covering two of its chunks would leave it
 without news until a probe or a timeout; a loss-free transfer keeps the cheap coalesced ACKs.
 """
@@ -35,7 +37,7 @@ from syncrox.errors import RemoteProtocolError
 from syncrox.protocol.rudp.codec import BAD_DATAGRAM
 from syncrox.protocol.rudp.packets import MAX_SACK_BLOCKS, chunk_length
 
-QUICK_ACK_CHUNKS = 16  # Linux's TCP_MAX_QUICKACKS: in-order chunks acknowledged one by one
+QUICK_ACK_CHUNKS = 16  # as Linux's TCP_MAX_QUICKACKS: in-order chunks acknowledged one by one
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Receiver:
             self.stats.duplicates += 1
         elif seq > self.ack + self.rwnd:
             self.stats.out_of_window += 1
+            return True
         elif seq == self.ack + 1:
             filled = bool(self._starts) and self._starts[0] == seq + 1
             self._deliver(payload)

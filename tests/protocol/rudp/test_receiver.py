@@ -48,3 +48,6 @@ def test_a_chunk_beyond_the_window_is_acknowledged_but_never_taken() -> None:
     assert rx.on_data(5, chunk()) is True  # a window probe: answered at once
     assert rx.ack == 4 and rx.stats.out_of_window == 1
     assert len(rx.take_ready()) == 4
+    # A probe is not a sign of loss: once the disk has drained, ACKs are coalesced again.
+    assert rx.quick_acks == 0
+    assert rx.on_data(5, chunk()) is False
