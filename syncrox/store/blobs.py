@@ -15,12 +15,19 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
 from pathlib import Path
 from types import TracebackType
 
 from syncrox.errors import StoreError
 
 _HEX = frozenset("0123456789abcdef")
+
+# Held while a blob is renamed into place and while a sweep checks a blob's age and deletes
+# it. Without it a sweep could see an old orphan, a new upload of the same bytes could
+# replace it (its message row not yet written), and the sweep's unlink would then delete
+# the new upload. One lock for the process: both sides hold it for microseconds.
+_PLACING = threading.Lock()
 
 
 def is_digest(text: str) -> bool:
@@ -66,6 +73,18 @@ class BlobStore:
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
+
+    def delete_if_older(self, path: Path, cutoff: float) -> bool:
+        """Delete the blob at ``path`` if it was last written before ``cutoff`` (a Unix
+        time); never the copy a concurrent commit of the same bytes is putting in place."""
+        with _PLACING:
+            try:
+                if path.stat().st_mtime >= cutoff:
+                    return False
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+        return True
 
     def writer(self) -> BlobWriter:
         return BlobWriter(self)
@@ -114,7 +133,8 @@ class BlobWriter:
             os.fsync(self._file.fileno())
             self._file.close()
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._tmp_path, final)
+            with _PLACING:
+                os.replace(self._tmp_path, final)
             _fsync_directory(final.parent)
         except OSError as exc:
             self.abort()

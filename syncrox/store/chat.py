@@ -17,7 +17,6 @@ room expired) are removed by ``sweep_orphan_images``.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -228,14 +227,8 @@ class SqliteChatStore:
     def _delete_orphans(self, referenced: set[str], cutoff: float) -> int:
         removed = 0
         for path in self.blobs.root.glob("??/??/*"):
-            if not is_digest(path.name) or path.name in referenced:
-                continue
-            try:
-                if path.stat().st_mtime < cutoff:
-                    os.unlink(path)
-                    removed += 1
-            except FileNotFoundError:
-                continue
+            if is_digest(path.name) and path.name not in referenced:
+                removed += self.blobs.delete_if_older(path, cutoff)
         return removed
 
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,41 @@ def test_atomic_file_write_replaces_whole(tmp_path: Path) -> None:
     write_file_atomically(target, b"second")
     assert target.read_bytes() == b"second"
     assert [p.name for p in tmp_path.iterdir()] == ["ports.json"]
+
+
+def test_an_age_sweep_deletes_only_old_blobs(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    old, young = store.put(b"old"), store.put(b"young")
+    os.utime(store.path(old), (1_000, 1_000))
+    cutoff = time.time() - 60
+    assert store.delete_if_older(store.path(old), cutoff) is True
+    assert store.delete_if_older(store.path(young), cutoff) is False
+    assert store.delete_if_older(store.path(old), cutoff) is False  # already gone
+    assert not store.exists(old) and store.exists(young)
+
+
+def test_a_sweep_never_deletes_the_same_bytes_uploaded_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sweep has found an old orphan and is about to delete it when an upload of the
+    # same bytes (its message row not yet written) renames its copy into place: the
+    # upload's copy must survive.
+    store = BlobStore(tmp_path)
+    digest = store.put(b"the same picture")
+    target = store.path(digest)
+    os.utime(target, (1_000, 1_000))
+    upload = store.writer()
+    upload.write(b"the same picture")
+    committer = threading.Thread(target=upload.commit)
+    real_unlink = os.unlink
+
+    def unlink_while_an_upload_commits(path: object) -> None:
+        if path == target and not committer.is_alive() and not upload.closed:
+            committer.start()
+            committer.join(timeout=0.5)  # it waits for the sweep, or lands first
+        real_unlink(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "unlink", unlink_while_an_upload_commits)
+    store.delete_if_older(target, time.time() - 60)
+    committer.join(timeout=10)
+    assert upload.closed and store.get(digest) == b"the same picture"
