@@ -64,11 +64,22 @@ class Database:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            for pragma in _PRAGMAS:
-                connection.execute(pragma)
-            connection.execute("PRAGMA quick_check").fetchone()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
+        try:
+            for pragma in _PRAGMAS:
+                connection.execute(pragma)
+            # SQLite reports most damage as rows of this answer, not as an exception.
+            problems = [str(row[0]) for row in connection.execute("PRAGMA quick_check(5)")]
+        except sqlite3.Error as exc:
+            connection.close()
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        if problems != ["ok"]:
+            connection.close()
+            raise StoreError(
+                f"database {path} is damaged ({'; '.join(problems)}): restore it from a "
+                "backup or move it aside; it was left untouched"
+            )
         database = cls(connection, path, worker_thread=worker_thread)
         try:
             database.call(lambda conn: _migrate(conn, schemas))

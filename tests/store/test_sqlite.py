@@ -59,6 +59,32 @@ def test_corrupt_database_is_reported_not_replaced(tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"this is not a database")
 
 
+def test_a_database_with_a_damaged_page_is_refused_and_left_alone(tmp_path: Path) -> None:
+    # SQLite opens such a file without complaint and reports the damage only as rows of
+    # PRAGMA quick_check; serving it would hand out wrong answers.
+    schema = Schema("names", ("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT);"
+                              "CREATE INDEX names_by_name ON names (name);",))  # fmt: skip
+    path = tmp_path / "db.sqlite"
+    db = Database.open(path, [schema])
+    db.call(lambda c: c.executemany("INSERT INTO names (name) VALUES (?)",
+                                    [(f"n{i:06d}",) for i in range(20_000)]))  # fmt: skip
+    db.call(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+    page_size = db.call(lambda c: c.execute("PRAGMA page_size").fetchone()[0])
+    root = db.call(
+        lambda c: c.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'names_by_name'"
+        ).fetchone()[0]
+    )
+    db.close()
+    damaged = bytearray(path.read_bytes())
+    leaf = (root + 5 - 1) * page_size  # a leaf page of the index, past its root
+    damaged[leaf + 1000 : leaf + 3000] = b"\x07" * 2000
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(StoreError, match="is damaged"):
+        Database.open(path, [schema])
+    assert path.read_bytes() == bytes(damaged)
+
+
 def test_wal_and_foreign_keys_are_on(tmp_path: Path) -> None:
     db = Database.open(tmp_path / "db.sqlite", [V1])
     assert db.call(lambda c: c.execute("PRAGMA journal_mode").fetchone()) == ("wal",)
