@@ -16,6 +16,7 @@ is never read with the wrong unit. A port of 0 asks the OS for any free port.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -317,6 +318,14 @@ def parse_assignment(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+# Numbers where 0 means "none" and is a sensible setting; every other limit, timeout and
+# interval must be above 0 (a zero buffer, burst or timeout silently breaks its feature,
+# a zero sweep interval spins) and every number must be finite (NaN passes comparisons).
+ZERO_ALLOWED = frozenset(
+    {"exec.sandbox.pool_size", "exec.max_queued_runs", "files.linger_s", "collab.unload_grace_s"}
+)
+
+
 def validate(config: Config) -> None:
     for name, port in dataclasses.asdict(config.ports).items():
         if not 0 <= port <= 65535:
@@ -325,8 +334,17 @@ def validate(config: Config) -> None:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     for key in config_keys():
         value = _get(config, key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            raise ConfigError(f"{key} must not be negative, got {value}")
+        if key.startswith("ports.") or not isinstance(value, int | float):
+            continue
+        if isinstance(value, bool):
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value}")
+        if value < 0 or (value == 0 and key not in ZERO_ALLOWED):
+            floor = "must not be negative" if key in ZERO_ALLOWED else "must be above 0"
+            raise ConfigError(f"{key} {floor}, got {value}")
+    if config.files.rto_max_ms < config.files.rto_min_ms:
+        raise ConfigError("files.rto_max_ms must not be below files.rto_min_ms")
 
 
 def _env_config_path(environ: Mapping[str, str]) -> Path | None:

@@ -45,6 +45,12 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ("ports.chat", "abc"),
         ("ports.chat", "1.5"),
         ("rooms.room_idle_expiry_s", "-1"),
+        ("tcp.idle_timeout_s", "nan"),  # NaN passes every comparison
+        ("files.rto_max_ms", "inf"),
+        ("chat.orphan_sweep_interval_s", "0"),  # it swept images being uploaded
+        ("chat.msg_burst", "0"),
+        ("files.recv_buffer_bytes", "0"),
+        ("files.rto_max_ms", "100"),  # below the 200 ms floor
         ("log_level", "LOUD"),
         ("no.such.key", "1"),
     ],
@@ -83,3 +89,10 @@ def test_with_overrides_converts_strings() -> None:
     config = Config().with_overrides({"tcp.idle_timeout_s": "2.5", "ports.ui": "0"})
     assert config.tcp.idle_timeout_s == 2.5
     assert config.ports.ui == 0
+
+
+def test_zero_is_accepted_where_it_means_none() -> None:
+    config = load_config(
+        environ={}, cli_overrides={"exec.sandbox.pool_size": "0", "files.linger_s": "0"}
+    )
+    assert config.exec.sandbox.pool_size == 0 and config.files.linger_s == 0.0

@@ -57,6 +57,7 @@ logger = logging.getLogger("syncrox.chat")
 
 RECEIVE_CHUNK = 65536
 HISTORY_PAGE = 20
+MIN_ORPHAN_AGE_S = 600.0  # an unreferenced image younger than this is never swept
 
 # Handles one event of the read loop; returns ``False`` to end the loop.
 _Handler = Callable[[FrameEvent], Awaitable[bool]]
@@ -100,9 +101,12 @@ class ChatService:
 
     async def sweep_orphan_images(self) -> None:
         interval = self.config.orphan_sweep_interval_s
+        # A blob is stored just before its message row: a young orphan may be an upload
+        # about to be referenced, whatever the interval is set to.
+        older_than_s = max(interval, MIN_ORPHAN_AGE_S)
         while True:
             try:
-                removed = await self.store.sweep_orphan_images(older_than_s=interval)
+                removed = await self.store.sweep_orphan_images(older_than_s=older_than_s)
                 if removed:
                     log_event(logger, "chat.sweep", removed=removed)
             except StoreError as exc:
