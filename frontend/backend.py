@@ -50,6 +50,9 @@ def call(operation: Callable[[Endpoints], Awaitable[T]]) -> T:
         raise BackendError("the server did not answer in time") from exc
     except (SyncroxError, OSError) as exc:
         raise BackendError(f"cannot reach the server: {exc}") from exc
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        # The server went away mid-request (a restart, a crash, a reset connection).
+        raise BackendError("the server closed the connection; try again") from exc
 
 
 def create_room(user: str) -> tuple[str, str]:

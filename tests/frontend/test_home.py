@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +68,35 @@ def test_leaving_the_room_returns_home(server: dict[str, int]) -> None:
     app.button(key="home_create").click().run()
     app.sidebar.button(key="leave_room").click().run()
     assert not app.exception and app.session_state["token"] == ""
+
+
+def test_a_server_that_resets_the_connection_is_an_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crashed or restarting service resets the connection mid-request.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def reset_every_connection() -> None:
+        while True:
+            try:
+                peer, _ = listener.accept()
+            except OSError:
+                return  # closed at the end of the test
+            peer.recv(100)
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.close()
+
+    threading.Thread(target=reset_every_connection, daemon=True).start()
+    ports_file = tmp_path / "ports.json"
+    ports_file.write_text(json.dumps({"rooms": listener.getsockname()[1]}))
+    monkeypatch.setenv("SYNCROX_PORTS_FILE", str(ports_file))
+    try:
+        app = fresh_app()
+        app.text_input(key="home_user").input("alice")
+        app.button(key="home_create").click().run()
+        assert not app.exception
+        assert any("closed the connection" in error.value for error in app.error)
+    finally:
+        listener.close()
