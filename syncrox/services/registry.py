@@ -161,8 +161,10 @@ class RoomRegistry:
             outcome = await self._store.insert_member(
                 self._member_record(code, user, token), self._config.max_members_per_room
             )
-            if outcome is not JoinOutcome.FULL:
-                guess.wrong = outcome is not JoinOutcome.JOINED
+            # Only a code that does not exist was a guess. A reserved name means the code
+            # was right; charging it locked a reloaded web UI's user (who lost the token)
+            # and, through the UI host's shared bucket, everyone else out.
+            guess.wrong = outcome is JoinOutcome.NO_ROOM
         if outcome is JoinOutcome.JOINED:
             log_event(logger, "room.join", code=code, user=user, peer=peer_host)
             return token
@@ -205,7 +207,6 @@ class RoomRegistry:
                 guess.wrong = True
                 raise LocalProtocolError(NOT_FOUND, f"no room {code}")
             if await self._store.member_by_name(code, user_key(user)) is not None:
-                guess.wrong = True
                 raise LocalProtocolError(
                     NAME_TAKEN, f"{user} is reserved in room {code}; present its token"
                 )

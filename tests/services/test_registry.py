@@ -149,6 +149,19 @@ async def test_failed_guesses_are_rate_limited_per_address(
         await registry.admit(member.code, "guest", PEER)
 
 
+async def test_a_reserved_name_is_not_a_failed_guess(store: Store) -> None:
+    # A web UI user who reloads the page loses their token and retries their name: that
+    # must not use up the (shared) failed-guess bucket.
+    registry = make_registry(store, join_failure_burst=3, join_failure_refill_s=10)
+    with trio.fail_after(10):
+        member, _ = await registry.create("alice", PEER)
+        for _ in range(10):
+            await refused("NAME_TAKEN", registry.join(member.code, "alice", PEER))
+            await refused("NAME_TAKEN", registry.admit(member.code, "alice", PEER))
+        wrong = "9999" if member.code != "9999" else "9998"
+        await refused("NOT_FOUND", registry.join(wrong, "bob", PEER))  # not yet limited
+
+
 async def test_room_creation_is_rate_limited(
     store: Store, mock_clock: trio.testing.MockClock
 ) -> None:
