@@ -68,6 +68,7 @@ logger = logging.getLogger("syncrox.files")
 T = TypeVar("T")
 EVENT_FLUSH_S = 1.0
 PARTIAL_SWEEP_S = 60.0
+GARBAGE_EVERY_S = 3600.0  # an expired room's files leave the disk within the hour
 BAD_DIGEST = "BAD_DIGEST"
 
 
@@ -235,6 +236,7 @@ class FileData:
                 self._nursery = nursery
                 await nursery.start(self.router.run)
                 nursery.start_soon(self._sweep_partials)
+                nursery.start_soon(self._collect_garbage_regularly)
                 task_status.started()
         finally:
             for partial in self.partials.values():
@@ -476,13 +478,29 @@ class FileData:
             return fn()
         return await trio.to_thread.run_sync(fn)
 
+    async def _collect_garbage_regularly(self) -> None:
+        """An expired room's rows go with it (cascade), its files' blobs with this."""
+        while True:
+            await trio.sleep(GARBAGE_EVERY_S)
+            try:
+                await self._collect_garbage()
+            except (StoreError, OSError) as exc:
+                log_event(logger, "blobs.collect_failed", logging.ERROR, reason=exc)
+
     async def _collect_garbage(self) -> None:
+        """Delete blobs no file refers to. The scan runs unlocked; each deletion re-checks
+        under the store lock, so an upload of the same bytes stored meanwhile keeps its blob."""
         referenced = await self.files.referenced_digests()
         orphans = await self.run_disk(lambda: unreferenced_blobs(self.files.blobs, referenced))
+        removed = 0
         for digest in orphans:
-            await self.run_disk(lambda d=digest: self.files.blobs.delete(d))  # type: ignore[misc]
-        if orphans:
-            log_event(logger, "blobs.collected", count=len(orphans))
+            async with self.store_lock:
+                if await self.files.is_referenced(digest):
+                    continue
+                await self.run_disk(lambda d=digest: self.files.blobs.delete(d))  # type: ignore[misc]
+            removed += 1
+        if removed:
+            log_event(logger, "blobs.collected", count=removed)
 
     async def _sweep_partials(self) -> None:
         while True:

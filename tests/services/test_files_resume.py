@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 import syncrox.client.files as client_files
 import syncrox.store.blobs as blobs_module
@@ -23,10 +24,10 @@ from syncrox.protocol.files import Upload
 from syncrox.protocol.rudp.codec import decode_datagram
 from syncrox.protocol.rudp.packets import Codec, PacketType
 from syncrox.services.context import BoundPorts
-from syncrox.services.files_udp import FileData
+from syncrox.services.files_udp import GARBAGE_EVERY_S, FileData
 from syncrox.services.registry import RoomRegistry
 from syncrox.store import Store
-from syncrox.store.files import SqliteFileStore, TransferRecord
+from syncrox.store.files import FileRecord, SqliteFileStore, TransferRecord
 from tests.conftest import IO_TIMEOUT_S
 from tests.services.test_files_service import HOST, make_file, new_room
 
@@ -243,6 +244,37 @@ async def test_an_upload_taken_over_while_it_registered_never_runs(
                 sessions = list(data.router.sessions.values())
                 [partial] = data.partials.values()
                 assert [s.app for s in sessions] == [partial.app]  # the newer one only
+                nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+
+
+async def test_an_expired_rooms_files_leave_the_disk_within_the_hour(
+    config: Config, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The room's rows go by cascade when it expires; its blobs were only collected at the
+    # next start-up, so a long-running server's disk grew without bound.
+    store = Store.open(config.data_dir, sqlite_worker_thread=False)
+    try:
+        data = FileData(
+            dataclasses.replace(config.files, disk_worker_thread=False),
+            store.files,
+            UdpTransport.bind(HOST, 0),
+        )
+        member, _ = await RoomRegistry(store.rooms, config.rooms).create("alice", HOST)
+        kept, gone = store.files.blobs.put(b"kept"), store.files.blobs.put(b"gone")
+        await store.files.put_file(FileRecord(member.code, "k.bin", kept, 4, "alice", 0.0))
+        other, _ = await RoomRegistry(store.rooms, config.rooms).create("bob", "192.0.2.9")
+        await store.files.put_file(FileRecord(other.code, "g.bin", gone, 4, "bob", 0.0))
+        with trio.fail_after(2 * GARBAGE_EVERY_S):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(data.run)
+                store.db.call(
+                    lambda c: c.execute("DELETE FROM rooms WHERE code = ?", (other.code,))
+                )  # what expiry does
+                assert store.files.blobs.exists(gone)
+                await trio.sleep(GARBAGE_EVERY_S + 1)
+                assert not store.files.blobs.exists(gone) and store.files.blobs.exists(kept)
                 nursery.cancel_scope.cancel()
     finally:
         store.close()
