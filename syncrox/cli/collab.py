@@ -44,15 +44,16 @@ def _main(args: argparse.Namespace) -> int:
     if not args.token and not (args.room and args.user):
         raise SyncroxError("doc needs --room and --user, or --token")
     endpoints = endpoints_from_args(args)
-    client = CollabClient(
-        tcp_connector(endpoints.host, endpoints.port("collab")),
-        language=parse_language(args.lang),
-        room=args.room if args.user else None,
-        user=args.user,
-        token=args.token,
-    )
+    language = parse_language(args.lang)
 
     async def main() -> int:
+        client = CollabClient(  # inside the run: it reads Trio's clock as it is built
+            tcp_connector(endpoints.host, endpoints.port("collab")),
+            language=language,
+            room=args.room if args.user else None,
+            user=args.user,
+            token=args.token,
+        )
         async with trio.open_nursery() as nursery:
             with trio.fail_after(CONNECT_TIMEOUT_S):
                 await nursery.start(client.run)

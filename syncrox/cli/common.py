@@ -88,7 +88,10 @@ async def join_room(endpoints: Endpoints, args: argparse.Namespace) -> str:
 def run_command(main: Callable[[], Awaitable[int]]) -> int:
     """Run an async command; turn our errors into a message and an exit status."""
     try:
-        return trio.run(main)
+        try:
+            return trio.run(main)
+        except BaseExceptionGroup as group:  # raised out of a nursery: report its cause
+            raise _first_cause(group) from group
     except RequestRefused as exc:
         print(f"refused: {exc.code} {exc.message}", file=sys.stderr)
     except (SyncroxError, OSError, trio.TooSlowError) as exc:
@@ -96,6 +99,20 @@ def run_command(main: Callable[[], Awaitable[int]]) -> int:
     except KeyboardInterrupt:
         return 130
     return EXIT_FAILED
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception a user should hear about: Ctrl-C first, then the first leaf."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    interrupts = [exc for exc in leaves if isinstance(exc, KeyboardInterrupt)]
+    return (interrupts or leaves)[0]
 
 
 def describe(exc: BaseException) -> str:

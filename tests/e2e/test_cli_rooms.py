@@ -47,3 +47,18 @@ def test_client_reports_an_unreachable_server(tmp_path: Path) -> None:
     result = cli("rooms", "create", "--user", "alice", "--rooms-port", "1")
     assert result.returncode == 1
     assert result.stderr.startswith("error:")
+
+
+def test_doc_prints_the_rooms_document(tmp_path: Path) -> None:
+    # It crashed on every run (its client read Trio's clock before Trio ran).
+    data_dir = tmp_path / "data"
+    with running_server(data_dir):
+        where = ("--ports-file", str(data_dir / "ports.json"))
+        created = cli("rooms", "create", "--user", "alice", *where)
+        code = dict(line.split(" ", 1) for line in created.stdout.splitlines())["room"]
+        doc = cli("doc", "--room", code, "--user", "bob", "--lang", "py", *where)
+        assert doc.returncode == 0, doc.stderr
+        assert doc.stdout.strip() and "Traceback" not in doc.stderr
+        other = "1000" if code != "1000" else "1001"
+        refused = cli("doc", "--room", other, "--user", "bob", "--lang", "py", *where)
+        assert refused.returncode == 1 and refused.stderr.startswith("refused: NOT_FOUND")
