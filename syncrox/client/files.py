@@ -31,6 +31,7 @@ from syncrox.errors import (
     RemoteProtocolError,
     RequestRefused,
     StoreError,
+    SyncroxError,
 )
 from syncrox.net.datagram import Address, DatagramTransport, UdpTransport
 from syncrox.net.transfer import DatagramRouter, TransferSession, wall_clock_offset_s
@@ -60,6 +61,13 @@ REPORT_MAX_EVENTS = FilesConfig().max_events_per_transfer
 # Above the server's wait for its report slot (30 s) plus parsing: a busy server answers
 # BUSY before the client gives up.
 REPORT_TIMEOUT_S = 90.0
+# A ticket or a LIST is answered at once by a live server; one that admitted us and then
+# went silent must not hang the command for ever.
+REQUEST_TIMEOUT_S = 30.0
+# The control connection carries nothing while the UDP phase runs; the server closes it
+# after tcp.idle_timeout_s (300 s) of silence, which lost a long upload's EVENTS report and
+# its LIST check. A PING this often keeps it open.
+KEEPALIVE_S = 60.0
 Progress = Callable[[int, int], None]
 
 
@@ -279,7 +287,8 @@ async def upload(
     name = checked(validate_filename, name or path.name)
     size, digest = await trio.to_thread.run_sync(file_digest, path)
     asked_at = trio.current_time()
-    ticket = await client.upload_ticket(size, digest, name)
+    with trio.fail_after(REQUEST_TIMEOUT_S):
+        ticket = await client.upload_ticket(size, digest, name)
     ticket_at = trio.current_time()
     source = _Source(path)
     try:
@@ -290,13 +299,14 @@ async def upload(
         source.conn = conn
         result = await _run(
             conn, events, source, host, ticket, options=options, progress=progress,
-            control_rtt_s=ticket_at - asked_at,
+            control_rtt_s=ticket_at - asked_at, control=client,
         )  # fmt: skip
     finally:
         source.close()
     result.resumed_bytes = min(conn.resume_chunks * conn.mss, size)
     if not result.ok and result.failure and result.failure[0] == UNCONFIRMED:
-        stored = await client.list_files()
+        with trio.fail_after(REQUEST_TIMEOUT_S):
+            stored = await client.list_files()
         result.ok = any(f.name == name and f.sha256 == digest for f in stored)
     if result.events:
         await _report(client, result, ticket_at)
@@ -335,8 +345,11 @@ async def download(
     *,
     progress: Progress | None = None,
 ) -> TransferResult:
+    if await trio.to_thread.run_sync(output.is_dir):
+        raise SyncroxError(f"{output} is a directory; name the file to write")
     asked_at = trio.current_time()
-    ticket = await client.download_ticket(name)
+    with trio.fail_after(REQUEST_TIMEOUT_S):
+        ticket = await client.download_ticket(name)
     control_rtt_s = trio.current_time() - asked_at
     sink = _FileSink(output, ticket)
     try:
@@ -346,7 +359,7 @@ async def download(
         sink.conn = conn
         result = await _run(
             conn, events, sink, host, ticket, options=options, progress=progress,
-            control_rtt_s=control_rtt_s,
+            control_rtt_s=control_rtt_s, control=client,
         )  # fmt: skip
     finally:
         sink.close()
@@ -395,6 +408,7 @@ async def _run(
     options: TransferOptions,
     progress: Progress | None,
     control_rtt_s: float,
+    control: FilesClient | None = None,
 ) -> TransferResult:
     """Run one transfer. ``control_rtt_s``: how long the ticket took to come, a round trip
     to the same server (with its processing) that times the SYN (``Connection.connect``)."""
@@ -413,6 +427,8 @@ async def _run(
             nursery.start_soon(router.run)
             if progress is not None:
                 nursery.start_soon(_report_progress, conn, ticket.size, progress)
+            if control is not None:
+                nursery.start_soon(_keep_control_alive, control)
             nursery.start_soon(session.run)
             conn.connect(trio.current_time(), path_rtt_s=_udp_rtt_hint(control_rtt_s, options))
             await session.flush(trio.current_time())
@@ -451,6 +467,19 @@ def _udp_rtt_hint(control_rtt_s: float, options: TransferOptions) -> float | Non
     A SYN resent too early would cost the SYN-to-SYN-ACK RTT sample (Karn)."""
     emulated = options.netem is not None and options.netem.active
     return None if emulated or options.udp_port is not None else control_rtt_s
+
+
+async def _keep_control_alive(control: FilesClient) -> None:
+    """PING the File Control connection while the transfer runs (see ``KEEPALIVE_S``).
+    Shielded, so the end of the transfer never cuts a PING off before its PONG, which the
+    next request would then read as its own reply."""
+    while True:
+        await trio.sleep(KEEPALIVE_S)
+        with trio.CancelScope(shield=True), trio.move_on_after(REQUEST_TIMEOUT_S):
+            try:
+                await control.request("PING")
+            except (SyncroxError, trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # best effort: the transfer itself does not need the connection
 
 
 async def _report_progress(conn: Connection, total: int, progress: Progress) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import random
@@ -11,17 +12,22 @@ from typing import BinaryIO
 
 import pytest
 import trio
+import trio.testing
 
+import syncrox.client.files as client_files
 from syncrox.client.files import FilesClient, TransferOptions, download, upload
 from syncrox.client.rooms import RoomsClient
-from syncrox.errors import RequestRefused
+from syncrox.config import Config
+from syncrox.errors import RequestRefused, SyncroxError
 from syncrox.netem import NetemConfig
 from syncrox.protocol.files import transfer_id_of
 from syncrox.protocol.rudp.connection import Connection
 from syncrox.protocol.rudp.packets import Codec
 from syncrox.services.context import BoundPorts
+from syncrox.services.runner import run_services
 from syncrox.store.blobs import BlobStore, BlobWriter
 from tests.conftest import IO_TIMEOUT_S
+from tests.services.chat_helpers import with_tcp
 from tests.services.helpers import raw_client
 
 HOST = "127.0.0.1"
@@ -345,3 +351,65 @@ async def test_the_ticket_round_trip_times_the_syn(
             assert sent.ok and got.ok and again.ok
     assert len(seen) == 3 and all(rtt is not None and 0 < rtt < 1 for rtt in seen[:2])
     assert seen[2] is None
+
+
+async def test_an_upload_longer_than_the_control_idle_timeout_still_reports(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The control connection is silent during the UDP phase; the server closed it as idle,
+    # and the upload's EVENTS report (and its LIST check) failed.
+    monkeypatch.setattr(client_files, "KEEPALIVE_S", 0.2)
+    slow = TransferOptions(netem=NetemConfig(rate_bytes_per_s=100_000, seed=1))
+    short_idle = with_tcp(config, idle_timeout_s=0.6)
+    async with trio.open_nursery() as nursery:
+        ports = await nursery.start(functools.partial(run_services, short_idle, ui=False))
+        with trio.fail_after(IO_TIMEOUT_S):
+            code, token = await new_room(ports)
+            async with FilesClient.connect(HOST, ports["files_tcp"]) as files:
+                await files.hello(code, "alice", token)
+                source = make_file(tmp_path, "slow.bin", 150_000)  # ~1.5 s at the cap
+                result = await upload(files, HOST, source, slow)
+                assert result.ok, result.failure
+                assert result.seconds > 1.0
+                assert result.report_failure is None and result.events_reported > 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_server_that_admits_but_never_answers_a_ticket_times_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    monkeypatch.setattr(client_files, "REQUEST_TIMEOUT_S", 5.0)
+
+    async def admit_then_hang(stream: trio.SocketStream) -> None:
+        await stream.receive_some(1024)
+        await stream.send_all(b"OK HELLO 1234 alice\n")
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, admit_then_hang, 0, host=HOST)
+        )
+        port = listeners[0].socket.getsockname()[1]
+        with trio.fail_after(60):
+            async with FilesClient.connect(HOST, port) as files:
+                await files.hello("1234", "alice")
+                with pytest.raises(trio.TooSlowError):
+                    await download(files, HOST, "x.bin", tmp_path / "x.bin", TransferOptions())
+                source = make_file(tmp_path, "up.bin", 1000)
+                with pytest.raises(trio.TooSlowError):
+                    await upload(files, HOST, source, TransferOptions())
+        nursery.cancel_scope.cancel()
+
+
+async def test_downloading_onto_a_directory_is_refused_before_any_ticket(
+    services: BoundPorts, tmp_path: Path
+) -> None:
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as files:
+            await files.hello(code, "alice", token)
+            source = make_file(tmp_path, "a.bin", 5000)
+            assert (await upload(files, HOST, source, TransferOptions())).ok
+            with pytest.raises(SyncroxError, match="is a directory"):
+                await download(files, HOST, "a.bin", tmp_path, TransferOptions())
+            assert await files.transfers()  # the connection is still in step
