@@ -550,11 +550,10 @@ class Connection:
 
     @property
     def _may_stall(self) -> bool:
-        """Data is still to move: once the receiver holds it all, only the FIN exchange is
-        left, which has its own retries."""
-        if self.state is not State.ESTABLISHED:
-            return False
-        return self.receiver is None or self.receiver.ack < self.total
+        """Data or the FIN is still to come. A receiver that holds every chunk waits for the
+        FIN under the same bound: a sender that keeps resending chunks (each one proves it
+        alive) but never sends the FIN would otherwise hold the session for ever."""
+        return self.state is State.ESTABLISHED
 
     @property
     def _stall_deadline(self) -> float:

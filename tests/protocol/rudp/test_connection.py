@@ -280,6 +280,40 @@ def test_refused_datagrams_do_not_keep_a_dead_transfer_alive() -> None:
     assert now <= 5.0 + 1.0  # it expired on time, junk or not
 
 
+def test_a_sender_that_resends_chunks_but_never_fins_is_given_up() -> None:
+    # A download whose server delivered every chunk, then kept resending one and never
+    # sent its FIN: each duplicate proved it alive, and nothing bounded the wait.
+    limits = Limits(idle_timeout_s=5.0, stall_timeout_s=30.0)
+    pair = Pair(b"y" * 3000, Direction.DOWNLOAD, FakeNetwork(random.Random(1)), mss=1000,
+                limits=limits)  # fmt: skip
+    client, server = pair.client, pair.server
+    client.connect(0.0)
+    server.receive(packets(client)[0], 0.0)
+    client.receive(packets(server)[0], 0.01)
+    now, to_client = 0.01, packets(client, 0.01)  # the handshake ACK
+    last_chunk = None
+    while client.receiver is None or client.receiver.ack < client.total:
+        now += 0.01
+        for packet in to_client:
+            server.receive(packet, now)
+        for packet in packets(server, now):
+            if packet.type is PacketType.DATA:
+                last_chunk = packet
+                client.receive(packet, now)
+        to_client = packets(client, now)
+    assert last_chunk is not None  # every chunk is held; the server never sends its FIN
+    while client.state is not State.FAILED and now < 3600.0:
+        now += 1.0
+        client.receive(last_chunk, now)  # again, and again
+        deadline = client.get_timer()
+        if deadline is not None and deadline <= now:
+            client.handle_timer(now)
+        packets(client, now)
+    assert client.state is State.FAILED
+    assert client.failure is not None and client.failure[0] == STALLED
+    assert now <= 30.0 + 2.0
+
+
 def test_a_server_still_retrying_its_syn_ack_keeps_the_client_waiting() -> None:
     # Download: every handshake ACK of the client is lost, so the server keeps resending
     # its SYN-ACK (for up to ~2 minutes). Each repeat proves the server alive: the client
