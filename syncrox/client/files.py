@@ -68,6 +68,9 @@ REQUEST_TIMEOUT_S = 30.0
 # after tcp.idle_timeout_s (300 s) of silence, which lost a long upload's EVENTS report and
 # its LIST check. A PING this often keeps it open.
 KEEPALIVE_S = 60.0
+# The server's largest report (2 x 50 000 events as qlog) is ~25 MB; a body announced as
+# larger is refused before it is read, so a broken server cannot fill our memory.
+MAX_METRICS_BYTES = 64 << 20
 Progress = Callable[[int, int], None]
 
 
@@ -116,6 +119,10 @@ class FilesClient(LineClient):
         )
         if fmt_reply != fmt:
             raise RemoteProtocolError("BAD_COMMAND", "metrics in another format than asked")
+        if size > MAX_METRICS_BYTES:
+            raise RemoteProtocolError(
+                "BAD_ARGUMENT", f"a {size}-byte report is beyond any real one", fatal=True
+            )
         return await self.conn.receive_body(size)
 
     async def report_events(

@@ -18,7 +18,7 @@ import syncrox.client.files as client_files
 from syncrox.client.files import FilesClient, TransferOptions, download, upload
 from syncrox.client.rooms import RoomsClient
 from syncrox.config import Config
-from syncrox.errors import RequestRefused, SyncroxError
+from syncrox.errors import RemoteProtocolError, RequestRefused, SyncroxError
 from syncrox.netem import NetemConfig
 from syncrox.protocol.files import transfer_id_of
 from syncrox.protocol.rudp.connection import Connection
@@ -413,3 +413,25 @@ async def test_downloading_onto_a_directory_is_refused_before_any_ticket(
             with pytest.raises(SyncroxError, match="is a directory"):
                 await download(files, HOST, "a.bin", tmp_path, TransferOptions())
             assert await files.transfers()  # the connection is still in step
+
+
+async def test_a_metrics_body_beyond_any_real_report_is_refused_unread(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def announce_a_huge_report(stream: trio.SocketStream) -> None:
+        await stream.receive_some(1024)
+        await stream.send_all(b"OK HELLO 1234 alice\n")
+        await stream.receive_some(1024)
+        await stream.send_all(b"METRICS csv 999999999999\n" + b"x" * 65536)
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, announce_a_huge_report, 0, host=HOST)
+        )
+        with trio.fail_after(60):
+            async with FilesClient.connect(HOST, listeners[0].socket.getsockname()[1]) as files:
+                await files.hello("1234", "alice")
+                with pytest.raises(RemoteProtocolError, match="beyond any real one"):
+                    await files.metrics("a" * 32)
+        nursery.cancel_scope.cancel()
