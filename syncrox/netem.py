@@ -22,7 +22,6 @@ import itertools
 import logging
 import math
 import random
-import zlib
 from dataclasses import dataclass, field
 
 import trio
@@ -92,17 +91,27 @@ class Link:
         if self._lost(rng):
             self.stats.lost += 1
             return []
-        depart = now
-        if config.rate_bytes_per_s > 0:
-            backlog_bytes = max(self._free_at - now, 0.0) * config.rate_bytes_per_s
-            if backlog_bytes + size > config.queue_bytes:
-                self.stats.queue_drops += 1
-                return []
-            self._free_at = max(self._free_at, now) + size / config.rate_bytes_per_s
-            depart = self._free_at
         copies = 2 if config.duplicate and rng.random() < config.duplicate else 1
         self.stats.duplicated += copies - 1
-        return [depart + self._delay_s(rng) for _ in range(copies)]
+        times = []
+        for _ in range(copies):  # a duplicate takes its own share of the bandwidth
+            depart = self._depart(now, size)
+            if depart is None:
+                self.stats.queue_drops += 1
+            else:
+                times.append(depart + self._delay_s(rng))
+        return times
+
+    def _depart(self, now: float, size: int) -> float | None:
+        """When the datagram leaves the bandwidth cap's queue; ``None``: tail-dropped."""
+        rate = self.config.rate_bytes_per_s
+        if rate <= 0:
+            return now
+        backlog_bytes = max(self._free_at - now, 0.0) * rate
+        if backlog_bytes + size > self.config.queue_bytes:
+            return None
+        self._free_at = max(self._free_at, now) + size / rate
+        return self._free_at
 
     def _lost(self, rng: random.Random) -> bool:
         config = self.config
@@ -136,6 +145,10 @@ class Link:
 # with steady traffic a real-time queue keeps its event loop busy for up to 1.5 ms before
 # each delivery (the CLI proxy and ``--loss``/``--delay`` clients burn CPU to be exact).
 REAL_TIME_SPIN_S = 0.0015
+# Datagrams one queue holds at most (Linux netem's ``limit`` is 1000): without a rate cap
+# nothing else bounds what a long delay holds, and a sender faster than the delay would
+# grow it without end. Beyond it a datagram is dropped and counted as a queue drop.
+QUEUE_LIMIT = 10_000
 
 
 class DelayQueue:
@@ -143,15 +156,20 @@ class DelayQueue:
     ``real_time=True`` (queues in front of real sockets) delivers on time to within a few
     tens of microseconds instead of the event loop's millisecond timer."""
 
-    def __init__(self, *, real_time: bool = False) -> None:
+    def __init__(self, *, real_time: bool = False, limit: int = QUEUE_LIMIT) -> None:
         self._heap: list[tuple[float, int, bytes, Address]] = []
+        self._limit = limit
         self._counter = itertools.count()
         self._wakeup = trio.Event()
         self._spin_s = REAL_TIME_SPIN_S if real_time else 0.0
 
-    def put(self, when: float, data: bytes, address: Address) -> None:
+    def put(self, when: float, data: bytes, address: Address) -> bool:
+        """Queue ``data`` for ``when``; ``False`` if the queue is full and it was dropped."""
+        if len(self._heap) >= self._limit:
+            return False
         heapq.heappush(self._heap, (when, next(self._counter), data, address))
         self._wakeup.set()
+        return True
 
     async def get_due(self) -> list[tuple[bytes, Address]]:
         while True:
@@ -199,8 +217,9 @@ class EmulatedNetwork:
         if target is None or target.closed:
             return  # like UDP: nobody listening, the datagram vanishes
         now = trio.current_time()
-        for when in self.link(source, destination).schedule(now, len(data)):
-            target.inbox.put(when, data, source)
+        link = self.link(source, destination)
+        for when in link.schedule(now, len(data)):
+            link.stats.queue_drops += not target.inbox.put(when, data, source)
 
 
 class EmulatedEndpoint:
@@ -249,7 +268,7 @@ class EmulatedPath:
 
     async def send(self, data: bytes, address: Address) -> None:
         for when in self.uplink.schedule(trio.current_time(), len(data)):
-            self._outgoing.put(when, data, address)
+            self.uplink.stats.queue_drops += not self._outgoing.put(when, data, address)
 
     def close(self) -> None:
         self.inner.close()
@@ -260,11 +279,32 @@ async def _pump_batches(transport: DatagramTransport, link: Link, queue: DelayQu
         batch = await transport.receive_batch()
         now = trio.current_time()
         for data, address in batch:
-            for when in link.schedule(now, len(data)):
-                queue.put(when, data, address)
+            _relay(link, queue, now, data, address)
 
 
 # --------------------------------------------------------------------------- UDP proxy
+
+# The proxy gives each client address its own upstream socket (so replies find their way
+# back) and its own pair of links. Both are bounded: a port scan or spoofed sources must
+# not exhaust the proxy's file descriptors, and a client that went away gives its socket
+# back once it has been silent this long.
+MAX_PROXY_CLIENTS = 256
+PROXY_CLIENT_IDLE_S = 120.0
+
+
+@dataclass
+class _Upstream:
+    """One client's way to the forward address and back."""
+
+    client: Address
+    path: EmulatedPath  # its uplink: client -> forward
+    downlink: Link  # forward -> client
+    last_seen: float
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    def close(self) -> None:
+        self.scope.cancel()
+        self.path.close()
 
 
 async def run_proxy(
@@ -275,52 +315,96 @@ async def run_proxy(
     task_status: trio.TaskStatus[Address] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Forward datagrams between clients of ``listen`` and ``forward``, impaired both ways.
-    Each client address gets its own upstream socket, so replies find their way back."""
+    Each client gets its own upstream socket and links, seeded ``seed``, ``seed + 1``, ...
+    in the order clients first send (so a run with one client is reproducible). Only
+    datagrams from ``forward`` are relayed back: anyone else's are dropped."""
+    target = await _resolve(forward)
     front = UdpTransport.bind(*listen)
-    upstreams: dict[Address, EmulatedPath] = {}
+    upstreams: dict[Address, _Upstream] = {}
     to_clients = DelayQueue(real_time=True)
-    downlink = Link(config.reversed())
+    arrivals = itertools.count()
+    refused = 0
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_deliver, to_clients, front)
-            log_event(logger, "netem.start", listen=front.local_address, forward=forward)
+            nursery.start_soon(_expire_idle, upstreams)
+            log_event(logger, "netem.start", listen=front.local_address, forward=target)
             task_status.started(front.local_address)
             while True:
                 for data, client in await front.receive_batch():
-                    path = upstreams.get(client)
-                    if path is None:
-                        path = await _open_upstream(nursery, client, config, downlink, to_clients)
-                        upstreams[client] = path
-                    await path.send(data, forward)
+                    upstream = upstreams.get(client)
+                    if upstream is None:
+                        if len(upstreams) >= MAX_PROXY_CLIENTS:
+                            refused += 1
+                            if refused % 1000 == 1:
+                                log_event(logger, "netem.too_many_clients", logging.WARNING,
+                                          limit=MAX_PROXY_CLIENTS, dropped=refused)  # fmt: skip
+                            continue
+                        upstream = _open_upstream(client, target, config, next(arrivals))
+                        await nursery.start(_serve_upstream, upstream, target, to_clients)
+                        upstreams[client] = upstream
+                    upstream.last_seen = trio.current_time()
+                    await upstream.path.send(data, target)
     finally:
         front.close()
-        for path in upstreams.values():
-            path.close()
+        for upstream in upstreams.values():
+            upstream.close()
 
 
-async def _open_upstream(
-    nursery: trio.Nursery,
-    client: Address,
-    config: NetemConfig,
-    downlink: Link,
+async def _resolve(address: Address) -> Address:
+    """The forward address as numbers, once: a name is not looked up per datagram, and a
+    name that does not resolve is refused before the proxy says it runs."""
+    host, port = address
+    try:
+        infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise ConfigError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
+    sockaddr = infos[0][4]
+    return str(sockaddr[0]), int(sockaddr[1])
+
+
+def _open_upstream(client: Address, target: Address, config: NetemConfig, index: int) -> _Upstream:
+    ipv6 = ":" in target[0]
+    # The upstream only talks to ``target``: on loopback it need not listen beyond it.
+    loopback = target[0] == "::1" or target[0].startswith("127.")
+    host = ("::1" if ipv6 else "127.0.0.1") if loopback else ("::" if ipv6 else "0.0.0.0")  # noqa: S104
+    uplink_config = NetemConfig(**{**config.__dict__, "seed": config.seed + index})
+    path = EmulatedPath(UdpTransport.bind(host, 0), uplink_config)
+    return _Upstream(client, path, Link(uplink_config.reversed()), trio.current_time())
+
+
+async def _serve_upstream(
+    upstream: _Upstream,
+    target: Address,
     to_clients: DelayQueue,
-) -> EmulatedPath:
-    inner = UdpTransport.bind("0.0.0.0" if ":" not in client[0] else "::", 0)  # noqa: S104
-    seed = config.seed + zlib.crc32(repr(client).encode())
-    uplink_config = NetemConfig(**{**config.__dict__, "seed": seed})
-    path = EmulatedPath(inner, uplink_config)
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with upstream.scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(upstream.path._send_due)
+            task_status.started()
+            while True:
+                batch = await upstream.path.inner.receive_batch()
+                now = trio.current_time()
+                for data, source in batch:
+                    if source == target:  # anyone else's datagram never reaches our client
+                        _relay(upstream.downlink, to_clients, now, data, upstream.client)
 
-    async def replies() -> None:
-        while True:
-            batch = await inner.receive_batch()
-            now = trio.current_time()
-            for data, _ in batch:
-                for when in downlink.schedule(now, len(data)):
-                    to_clients.put(when, data, client)
 
-    nursery.start_soon(path._send_due)
-    nursery.start_soon(replies)
-    return path
+def _relay(link: Link, queue: DelayQueue, now: float, data: bytes, address: Address) -> None:
+    for when in link.schedule(now, len(data)):
+        link.stats.queue_drops += not queue.put(when, data, address)
+
+
+async def _expire_idle(upstreams: dict[Address, _Upstream]) -> None:
+    while True:
+        await trio.sleep(PROXY_CLIENT_IDLE_S / 4)
+        horizon = trio.current_time() - PROXY_CLIENT_IDLE_S
+        for client, upstream in list(upstreams.items()):
+            if upstream.last_seen < horizon:
+                upstream.close()
+                del upstreams[client]
 
 
 async def _deliver(queue: DelayQueue, transport: DatagramTransport) -> None:
