@@ -91,7 +91,7 @@ def run_command(main: Callable[[], Awaitable[int]]) -> int:
         try:
             return trio.run(main)
         except BaseExceptionGroup as group:  # raised out of a nursery: report its cause
-            raise _first_cause(group) from group
+            raise first_cause(group) from group
     except RequestRefused as exc:
         print(f"refused: {exc.code} {exc.message}", file=sys.stderr)
     except (SyncroxError, OSError, trio.TooSlowError) as exc:
@@ -101,7 +101,7 @@ def run_command(main: Callable[[], Awaitable[int]]) -> int:
     return EXIT_FAILED
 
 
-def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The exception a user should hear about: Ctrl-C first, then the first leaf."""
     leaves: list[BaseException] = []
     pending: list[BaseException] = [group]

@@ -6,12 +6,21 @@ import argparse
 import functools
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import trio
 
-from syncrox.cli.common import EXIT_OK, add_config_options, config_from_args
+from syncrox.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_config_options,
+    config_from_args,
+    describe,
+    first_cause,
+)
 from syncrox.config import Config
+from syncrox.errors import SyncroxError
 from syncrox.logs import log_event
 from syncrox.services.runner import run_services
 from syncrox.services.ui import connect_host
@@ -38,7 +47,16 @@ def _run(args: argparse.Namespace, *, ui: bool) -> int:
         extra["data_dir"] = args.data_dir
     config = config_from_args(args, extra)
     want_ui = ui and not args.no_ui
-    trio.run(functools.partial(serve_until_signalled, config, ui=want_ui))
+    try:
+        try:
+            trio.run(functools.partial(serve_until_signalled, config, ui=want_ui))
+        except BaseExceptionGroup as group:  # raised out of a nursery: report its cause
+            raise first_cause(group) from group
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        return 130
+    except (SyncroxError, OSError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ service stops accepting, its connections are cancelled, SQLite writes in flight 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 import trio
 
 from syncrox.config import Config
+from syncrox.errors import SyncroxError
 from syncrox.logs import log_event
 from syncrox.services import chat, collab, files, rooms
 from syncrox.services import exec as exec_service
@@ -55,10 +57,28 @@ async def run_services(
         async with trio.open_nursery() as nursery:
             ports: BoundPorts = {}
             for name, serve in SERVICES:
-                ports.update(await nursery.start(serve, ctx))
+                try:
+                    ports.update(await nursery.start(serve, ctx))
+                except (OSError, BaseExceptionGroup) as exc:  # a port taken: say which
+                    cause = _os_error_in(exc)
+                    if cause is None:
+                        raise
+                    raise SyncroxError(
+                        f"cannot start the {name} service on {config.host}: "
+                        f"{cause.strerror or cause}"
+                    ) from exc
                 log_event(logger, "service.ready", service=name)
             _write_ports(ports_file, ports)
-            if ui and (ui_port := await nursery.start(run_ui, config, ports_file)):
+
+            def forget_ui() -> None:  # "a service that is not running has no key"
+                ports.pop("ui", None)
+                _write_ports(ports_file, ports)
+
+            if ui and (
+                ui_port := await nursery.start(
+                    functools.partial(run_ui, config, ports_file, on_exit=forget_ui)
+                )
+            ):
                 ports["ui"] = ui_port
                 _write_ports(ports_file, ports)
             log_event(logger, "ready", data_dir=config.data_dir, **ports)
@@ -71,3 +91,14 @@ async def run_services(
 
 def _write_ports(path: Path, ports: BoundPorts) -> None:
     write_file_atomically(path, (json.dumps(ports, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``exc``, which may come wrapped in exception groups."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _os_error_in(inner)) is not None:
+                return found
+    return None

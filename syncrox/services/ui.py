@@ -51,6 +51,19 @@ def free_port(host: str) -> int:
         return port
 
 
+def _port_free(host: str, port: int) -> bool:
+    """Whether a TCP listener could bind ``port`` now (as Streamlit will, with
+    SO_REUSEADDR, so a port in TIME_WAIT counts as free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def streamlit_command(app: Path, host: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "streamlit", "run", str(app),
@@ -83,13 +96,20 @@ async def run_ui(
     config: Config,
     ports_file: Path,
     *,
+    on_exit: Callable[[], None] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Run the web UI; ``on_exit`` is called if it exits on its own after it started."""
     if not await trio.Path(FRONTEND_APP).is_file():
         log_event(logger, "ui.missing", logging.ERROR, path=FRONTEND_APP)
         task_status.started(0)
         return
     port = config.ports.ui or free_port(config.host)
+    if not _port_free(config.host, port):
+        # Another program's page would answer our health check and be announced as ours.
+        log_event(logger, "ui.failed", logging.ERROR, port=port, reason="port in use")
+        task_status.started(0)
+        return
     env = {
         **os.environ,
         "SYNCROX_PORTS_FILE": str(ports_file),
@@ -109,6 +129,8 @@ async def run_ui(
         task_status.started(port)
         await _until_exit(process)
         log_event(logger, "ui.exited", logging.ERROR, returncode=process.returncode)
+        if on_exit is not None:
+            on_exit()
     finally:
         with trio.CancelScope(shield=True):
             await _terminate_then_kill(process)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.process import running_server
+from tests.e2e.process import run_command, running_server
 
 SOCKET_TIMEOUT_S = 10.0
 
@@ -137,3 +138,16 @@ def test_the_ui_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
                 return
             time.sleep(0.2)
         raise AssertionError("the UI is still serving after its parent was killed")
+
+
+def test_a_taken_port_is_one_clear_error_line(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        taken = str(other.getsockname()[1])
+        command = run_command(tmp_path / "data", "--no-ui", "--chat-port", taken)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]  # after the log lines
+    assert last.startswith("error: cannot start the chat service"), result.stderr
+    assert "Traceback" not in result.stderr
