@@ -401,6 +401,7 @@ def _client_connection(
         filename=name, limits=options.limits, now=trio.current_time(), source=source,
         offer=Offer(options.codec, options.algo, options.mss), resume_bytes=resume_bytes,
         on_event=record,
+        expect_file=(ticket.size, ticket.sha256) if direction is Direction.DOWNLOAD else None,
     )  # fmt: skip
     return conn, events
 

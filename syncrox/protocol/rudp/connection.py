@@ -145,11 +145,13 @@ class Connection:
         resume_bytes: int = 0,
         resume_mss: int = 0,
         on_event: EventHook | None = None,
+        expect_file: tuple[int, str] | None = None,  # a download's (size, sha256) from its ticket
     ) -> None:
         self.role, self.direction, self.limits = role, direction, limits
         self.session_id, self.room, self.filename = session_id, room, filename
         self.size, self.sha256, self.source, self.offer = size, sha256, source, offer
         self.resume_bytes, self.resume_mss, self.on_event = resume_bytes, resume_mss, on_event
+        self.expect_file = expect_file
         self.state = State.IDLE
         self.stats = ConnectionStats()
         self.failure: tuple[str, str] | None = None  # (code, text) once FAILED
@@ -381,7 +383,7 @@ class Connection:
     def _check_syn_ack(self, packet: Packet) -> str:
         return handshake.check_syn_ack(
             packet, offer_mss=self.offer.mss, upload=self.direction is Direction.UPLOAD,
-            size=self.size, sha256=self.sha256,
+            size=self.size, sha256=self.sha256, expected=self.expect_file,
         )  # fmt: skip
 
     def _on_handshake_ack(self, packet: Packet, now: float) -> bool:

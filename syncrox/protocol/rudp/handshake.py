@@ -54,8 +54,18 @@ def resume_point(resume_bytes: int, *, size: int, mss: int) -> int:
     return min(resume_bytes // mss, total)
 
 
-def check_syn_ack(packet: Packet, *, offer_mss: int, upload: bool, size: int, sha256: str) -> str:
-    """Why the client refuses ``packet`` (``""`` if it does not)."""
+def check_syn_ack(
+    packet: Packet,
+    *,
+    offer_mss: int,
+    upload: bool,
+    size: int,
+    sha256: str,
+    expected: tuple[int, str] | None = None,
+) -> str:
+    """Why the client refuses ``packet`` (``""`` if it does not). ``expected``: the
+    (size, sha256) a download's ticket named; a SYN-ACK for another file is refused at once
+    rather than after the whole transfer."""
     if packet.codec not in {codec.value for codec in Codec}:
         return "unknown codec"
     if packet.algo not in ALGORITHMS:
@@ -71,4 +81,6 @@ def check_syn_ack(packet: Packet, *, offer_mss: int, upload: bool, size: int, sh
             return "resume point beyond the file"
     elif not packet.sha256:
         return "no digest for the download"
+    elif expected is not None and (packet.size, packet.sha256) != expected:
+        return "server offers another file than its ticket named"
     return ""

@@ -49,3 +49,20 @@ def test_the_client_refuses_a_chunk_size_above_its_offer_or_the_default() -> Non
     for offer, verdict in ((4096, "chunk size out of range"), (8192, "")):
         found = check_syn_ack(ack, offer_mss=offer, upload=True, size=10_000, sha256="a" * 64)
         assert found == verdict
+
+
+def test_a_download_refuses_a_syn_ack_for_another_file_than_its_ticket() -> None:
+    # It ran the whole transfer, then refused the file and deleted a good resumable .part.
+    ack = Packet(
+        PacketType.SYN_ACK, SESSION, codec="json", algo="reno", mss=4096, size=10_000,
+        total=chunk_count(10_000, 4096), sha256="a" * 64,
+    )  # fmt: skip
+
+    def verdict(expected: tuple[int, str] | None) -> str:
+        return check_syn_ack(
+            ack, offer_mss=4096, upload=False, size=0, sha256="", expected=expected
+        )
+
+    assert verdict((10_000, "a" * 64)) == "" and verdict(None) == ""
+    assert verdict((9_999, "a" * 64)) == "server offers another file than its ticket named"
+    assert verdict((10_000, "b" * 64)) == "server offers another file than its ticket named"
