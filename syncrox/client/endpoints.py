@@ -37,9 +37,9 @@ class Endpoints:
         ports_file: Path | None = None,
         explicit_ports: Mapping[str, int] | None = None,
     ) -> Endpoints:
-        ports: dict[str, int] = dict(asdict(config.ports))
-        if ports_file is not None:
-            ports.update(read_ports_file(ports_file))
+        # A ports file lists every service that runs: one it does not list is not running,
+        # and must not be looked for on its default port (another server may be there).
+        ports = read_ports_file(ports_file) if ports_file else dict(asdict(config.ports))
         ports.update(explicit_ports or {})
         return cls(connect_host(config.host), ports)
 
@@ -57,7 +57,7 @@ def read_ports_file(path: Path) -> dict[str, int]:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         return {str(k): _port(v) for k, v in data.items()}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise ConfigError(f"ports file {path} is not a ports.json: {exc}") from exc
 
 
