@@ -181,6 +181,9 @@ class FilesConfig:
     max_file_bytes: int = 1 << 30
     max_sessions: int = 256  # transfers in progress on the whole server
     max_sessions_per_room: int = 16
+    # Files a room may hold: LIST answers with all of them at once, from the database
+    # worker every service shares, so their number is bounded too.
+    max_files_per_room: int = 1000
     max_mss_bytes: int = 60 * 1024  # the largest chunk a client may negotiate
     allow_binary_codec: bool = True
     recv_buffer_bytes: int = 2 << 20  # per receiving session: bounds rwnd and memory

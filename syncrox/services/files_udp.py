@@ -42,7 +42,14 @@ from typing import TypeVar
 import trio
 
 from syncrox.config import FilesConfig
-from syncrox.errors import BUSY, NOT_FOUND, RATE_LIMITED, LocalProtocolError, StoreError
+from syncrox.errors import (
+    BUSY,
+    NOT_FOUND,
+    RATE_LIMITED,
+    ROOM_FULL,
+    LocalProtocolError,
+    StoreError,
+)
 from syncrox.logs import log_event
 from syncrox.net.datagram import DatagramTransport
 from syncrox.net.transfer import DatagramRouter, TransferSession, wall_clock_offset_s
@@ -249,6 +256,7 @@ class FileData:
     async def open_upload(self, member: Member, command: Upload) -> SessionTicket:
         self._take_ticket(member)
         self._check_capacity(member.code)
+        await self._check_room_space(member.code, command.name)
         partial = self._partial_for(member, command)
         app = UploadApp(self, partial, member)
         conn = self._connection(
@@ -314,6 +322,18 @@ class FileData:
         in_room = sum(1 for s in sessions if s.conn.room == room)
         if in_room >= self.config.max_sessions_per_room:
             raise LocalProtocolError(BUSY, f"too many transfers in room {room}, try later")
+
+    async def _check_room_space(self, room: str, name: str) -> None:
+        """A new name needs room for one more file; replacing a file always fits. (Uploads
+        of new names already under way may each still land: at most the sessions a room
+        may run beyond the limit.)"""
+        limit = self.config.max_files_per_room
+        if await self.files.get_file(room, name) is not None:
+            return
+        if await self.files.count_files(room) >= limit:
+            raise LocalProtocolError(
+                ROOM_FULL, f"room {room} holds {limit} files, the most it may; delete one first"
+            )
 
     def _partial_for(self, member: Member, command: Upload) -> PartialUpload:
         key = (member.code, command.name, command.size, command.sha256)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import pytest
 import trio
 
-from syncrox.client.files import FilesClient
+from syncrox.client.files import FilesClient, TransferOptions, upload
 from syncrox.config import Config, ConfigError, FilesConfig
 from syncrox.errors import RequestRefused
 from syncrox.protocol.files import transfer_id_of
@@ -19,7 +20,7 @@ from syncrox.services.files_udp import EventRecorder
 from tests.conftest import IO_TIMEOUT_S
 from tests.services.helpers import raw_client, running_service
 from tests.services.test_files_events import LINE, an_event, member
-from tests.services.test_files_service import new_room
+from tests.services.test_files_service import make_file, new_room
 
 
 def with_files(config: Config, **changes: object) -> Config:
@@ -43,6 +44,24 @@ async def test_tickets_are_rate_limited_per_user_in_a_room(config: Config) -> No
                 assert [f.name for f in await alice.list_files()] == []  # still served
             async with member(ports, code, "bob") as bob:  # someone else's budget
                 await bob.upload_ticket(10, "c" * 64, "three.bin")
+
+
+async def test_a_room_holds_a_bounded_number_of_files(config: Config, tmp_path: Path) -> None:
+    # LIST answers with every file at once: their number is bounded.
+    limited = with_files(config, max_files_per_room=2)
+    async with running_service(limited, files.serve) as (ports, _):
+        with trio.fail_after(IO_TIMEOUT_S):
+            code, token = await new_room(ports)
+            async with member(ports, code, "alice", token) as alice:
+                for name in ("one.bin", "two.bin"):
+                    source = make_file(tmp_path, name, 3000)
+                    assert (await upload(alice, "127.0.0.1", source, TransferOptions())).ok
+                with pytest.raises(RequestRefused) as full:
+                    await alice.upload_ticket(10, "a" * 64, "three.bin")
+                assert full.value.code == "ROOM_FULL" and "delete one" in full.value.message
+                await alice.upload_ticket(10, "b" * 64, "two.bin")  # replacing always fits
+                await alice.delete("one.bin")
+                await alice.upload_ticket(10, "c" * 64, "three.bin")
 
 
 async def test_a_ticket_comes_back_after_the_refill_period(config: Config) -> None:
