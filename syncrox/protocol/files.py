@@ -322,9 +322,20 @@ def parse_session(line: str) -> SessionTicket:
 def parse_transfer(line: str) -> TransferEntry:
     tid, direction, status, algo, codec, size, started, name = _fields(line, "TRANSFER", 8)
     return TransferEntry(
-        check_session_id(tid), direction, status, algo, codec, _number(size), _number(started),
-        validate_filename(name),
+        check_session_id(tid), _word(direction), _word(status), _word(algo), _word(codec),
+        _number(size), _number(started), validate_filename(name),
     )  # fmt: skip
+
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:-")
+
+
+def _word(text: str) -> str:
+    """A short plain word (``upload``, ``failed:IDLE``, ``newreno``): a reply field the CLI
+    prints, so never control characters a terminal would obey."""
+    if not 0 < len(text) <= 32 or not set(text) <= _WORD_CHARS:
+        raise RemoteProtocolError(BAD_COMMAND, f"expected a plain word, got {text[:20]!r}")
+    return text
 
 
 def parse_events_reply(line: str) -> tuple[str, int]:

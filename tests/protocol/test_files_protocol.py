@@ -120,3 +120,14 @@ def test_a_transfer_id_is_public_and_does_not_reveal_the_session_id(raw: bytes) 
     assert transfer_id == proto.check_session_id(transfer_id)  # 32 lower-case hex digits
     assert transfer_id != session_id and session_id not in transfer_id
     assert proto.transfer_id_of(session_id) == transfer_id  # stable: client and server agree
+
+
+def test_a_transfer_line_is_plain_words_the_terminal_can_print() -> None:
+    tid = "ab" * 16
+    good = f"TRANSFER {tid} upload failed:IDLE newreno binary 10 1700000000 a.bin"
+    entry = proto.parse_transfer(good)
+    assert (entry.status, entry.algo, entry.codec) == ("failed:IDLE", "newreno", "binary")
+    for bad in ("\x1b[2J", "x" * 33, ""):  # a hostile server's terminal escape, and so on
+        line = f"TRANSFER {tid} upload stored {bad} binary 10 1700000000 a.bin"
+        with pytest.raises(RemoteProtocolError):
+            proto.parse_transfer(line)
