@@ -312,12 +312,21 @@ async def upload(
         source.close()
     result.resumed_bytes = min(conn.resume_chunks * conn.mss, size)
     if not result.ok and result.failure and result.failure[0] == UNCONFIRMED:
-        with trio.fail_after(REQUEST_TIMEOUT_S):
-            stored = await client.list_files()
-        result.ok = any(f.name == name and f.sha256 == digest for f in stored)
+        result.ok = await _stored(client, name, digest)
     if result.events:
         await _report(client, result, ticket_at)
     return result
+
+
+async def _stored(client: FilesClient, name: str, digest: str) -> bool:
+    """Whether the room lists ``name`` with ``digest`` (the FIN-ACK was lost). ``False``
+    when that cannot be known: the connection is gone or out of step."""
+    try:
+        with trio.fail_after(REQUEST_TIMEOUT_S):
+            stored = await client.list_files()
+    except (ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+        return False
+    return any(f.name == name and f.sha256 == digest for f in stored)
 
 
 async def _report(client: FilesClient, result: TransferResult, ticket_at: float) -> None:
@@ -483,9 +492,15 @@ async def _keep_control_alive(control: FilesClient) -> None:
     next request would then read as its own reply."""
     while True:
         await trio.sleep(KEEPALIVE_S)
-        with trio.CancelScope(shield=True), trio.move_on_after(REQUEST_TIMEOUT_S):
+        with trio.CancelScope(shield=True):
             try:
-                await control.request("PING")
+                with trio.fail_after(REQUEST_TIMEOUT_S):
+                    await control.request("PING")
+            except trio.TooSlowError:
+                # Its PONG may still come and be read as the next request's reply: the
+                # connection is out of step, so it is closed (later requests fail clearly).
+                await trio.aclose_forcefully(control.conn.stream)
+                return
             except (SyncroxError, trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # best effort: the transfer itself does not need the connection
 

@@ -19,6 +19,7 @@ from syncrox.client.files import FilesClient, TransferOptions, download, upload
 from syncrox.client.rooms import RoomsClient
 from syncrox.config import Config
 from syncrox.errors import RemoteProtocolError, RequestRefused, SyncroxError
+from syncrox.net.lines import LineConnection
 from syncrox.netem import NetemConfig
 from syncrox.protocol.files import transfer_id_of
 from syncrox.protocol.rudp.connection import Connection
@@ -435,3 +436,16 @@ async def test_a_metrics_body_beyond_any_real_report_is_refused_unread(
                 with pytest.raises(RemoteProtocolError, match="beyond any real one"):
                     await files.metrics("a" * 32)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_ping_left_unanswered_closes_the_control_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Its PONG could still come and be read as the next request's reply.
+    ours, theirs = trio.testing.memory_stream_pair()
+    control = FilesClient(LineConnection(ours, max_line_bytes=4096))
+    with trio.fail_after(client_files.KEEPALIVE_S + client_files.REQUEST_TIMEOUT_S + 10):
+        await client_files._keep_control_alive(control)  # returns: the PING went unanswered
+    assert b"PING" in await theirs.receive_some()
+    with pytest.raises((trio.ClosedResourceError, trio.BrokenResourceError)):
+        await control.request("LIST")
