@@ -100,3 +100,12 @@ def test_a_server_that_resets_the_connection_is_an_error_not_a_traceback(
         assert any("closed the connection" in error.value for error in app.error)
     finally:
         listener.close()
+
+
+def test_a_name_typed_in_decomposed_form_is_accepted(server: dict[str, int]) -> None:
+    # "José" pasted as J-o-s-e + combining accent: the server wants NFC, the user sees one name.
+    app = fresh_app()
+    app.text_input(key="home_user").input("Jose\u0301")
+    app.button(key="home_create").click().run()
+    assert not app.exception and not app.error
+    assert app.session_state["user"] == "Jos\u00e9"
