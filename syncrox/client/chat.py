@@ -55,6 +55,9 @@ MAX_LINE_BYTES = 65536
 DEFAULT_MAX_IMAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_KEEPALIVE_S = 60.0  # well inside the server's 300 s idle timeout
+# A HISTORY page holds at most chat.history_max_limit (100) events; a server sending more
+# than this in one page is broken, and must not grow the page without end.
+MAX_HISTORY_PAGE = 10_000
 # Errors that end the connection rather than answer a request, decided from how the server
 # sends each: it closes the connection right after ``OVERFLOW`` (the last line of an outbox
 # the client fell behind on), ``TIMEOUT`` (idle, or an image upload too slow: a fatal
@@ -309,7 +312,12 @@ class ChatClient:
                 self._emit(line)
             case proto.Hist(event):
                 self.last_id = max(self.last_id, event.id)
-                self._expect("HISTORY").history.append(event)
+                page = self._expect("HISTORY").history
+                if len(page) >= MAX_HISTORY_PAGE:
+                    raise RemoteProtocolError(
+                        BAD_COMMAND, f"a history page longer than {MAX_HISTORY_PAGE} events"
+                    )
+                page.append(event)
             case proto.ErrorReply(code, text):
                 self._on_error(code, text)
             case _:

@@ -226,3 +226,26 @@ async def test_displaced_ends_the_connection_even_with_a_request_pending() -> No
                 assert not isinstance(info.value, RequestRefused)
                 assert client.closed == Disconnected(DISPLACED, "ann joined with its token")
             nursery.cancel_scope.cancel()
+
+
+async def test_a_history_page_longer_than_any_server_sends_ends_the_connection() -> None:
+    async def endless_history(stream: trio.SocketStream) -> None:
+        await stream.receive_some()  # HELLO
+        await stream.send_all(b"OK HELLO 1234 alice 0\n")
+        await stream.receive_some()  # HISTORY
+        record = b"HIST MSG 1 2026-11-30T06:52:09.599Z bob hi\n"
+        with trio.move_on_after(IO_TIMEOUT_S):
+            while True:
+                await stream.send_all(record * 1000)
+
+    with trio.fail_after(IO_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                functools.partial(trio.serve_tcp, endless_history, 0, host="127.0.0.1")
+            )
+            port = listeners[0].socket.getsockname()[1]
+            async with ChatClient.connect("127.0.0.1", port, keepalive_s=None) as client:
+                await client.hello("alice", "1234")
+                with pytest.raises(ProtocolError, match="history page longer"):
+                    await client.history()
+            nursery.cancel_scope.cancel()
