@@ -35,7 +35,8 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -55,6 +56,7 @@ from syncrox.net.datagram import DatagramTransport
 from syncrox.net.transfer import DatagramRouter, TransferSession, wall_clock_offset_s
 from syncrox.protocol.files import SessionTicket, Upload, transfer_id_of
 from syncrox.protocol.rudp.connection import (
+    ABORTED,
     SUPERSEDED,
     UNCONFIRMED,
     Connection,
@@ -229,6 +231,7 @@ class FileData:
         self.limits = limits_from(config)
         self.partials: dict[tuple[str, str, int, str], PartialUpload] = {}
         self.store_lock = trio.Lock()  # blob commit + row update vs. deletion of blobs
+        self._opening: list[tuple[str, str, Direction]] = []  # tickets being issued
         self.ticket_rates = KeyedBuckets(config.ticket_burst, config.ticket_refill_s)
         self._nursery: trio.Nursery | None = None
 
@@ -255,8 +258,17 @@ class FileData:
 
     async def open_upload(self, member: Member, command: Upload) -> SessionTicket:
         self._take_ticket(member)
-        self._check_capacity(member.code)
-        await self._check_room_space(member.code, command.name)
+        room, name = member.code, command.name
+        replacing = await self.files.get_file(room, name) is not None
+        stored = await self.files.count_files(room)
+        # No await from the checks to the reservation: concurrent UPLOADs see each other.
+        self._check_capacity(room)
+        if not replacing:
+            self._check_room_space(room, name, stored)
+        with self._opening_ticket(room, name, Direction.UPLOAD):
+            return await self._open_upload(member, command)
+
+    async def _open_upload(self, member: Member, command: Upload) -> SessionTicket:
         partial = self._partial_for(member, command)
         app = UploadApp(self, partial, member)
         conn = self._connection(
@@ -283,6 +295,10 @@ class FileData:
     async def open_download(self, member: Member, name: str) -> SessionTicket:
         self._take_ticket(member)
         self._check_capacity(member.code)
+        with self._opening_ticket(member.code, name, Direction.DOWNLOAD):
+            return await self._open_download(member, name)
+
+    async def _open_download(self, member: Member, name: str) -> SessionTicket:
         record = await self.files.get_file(member.code, name)
         if record is None:
             raise LocalProtocolError(NOT_FOUND, f"no file {name} in room {member.code}")
@@ -316,24 +332,40 @@ class FileData:
             raise LocalProtocolError(RATE_LIMITED, f"too many transfers, retry in {wait:.1f} s")
 
     def _check_capacity(self, room: str) -> None:
+        """Sessions running plus tickets being issued (between these checks and the
+        session's registration: without them, concurrent requests all saw the old count)."""
         sessions = self.router.sessions.values()
-        if len(sessions) >= self.config.max_sessions:
+        if len(sessions) + len(self._opening) >= self.config.max_sessions:
             raise LocalProtocolError(BUSY, "too many transfers in progress, try again later")
         in_room = sum(1 for s in sessions if s.conn.room == room)
+        in_room += sum(1 for opening in self._opening if opening[0] == room)
         if in_room >= self.config.max_sessions_per_room:
             raise LocalProtocolError(BUSY, f"too many transfers in room {room}, try later")
 
-    async def _check_room_space(self, room: str, name: str) -> None:
-        """A new name needs room for one more file; replacing a file always fits. (Uploads
-        of new names already under way may each still land: at most the sessions a room
-        may run beyond the limit.)"""
+    def _check_room_space(self, room: str, name: str, stored: int) -> None:
+        """A new name needs room for one more file beside the ``stored`` ones and every
+        upload under way or being issued (counted as new: a replacement in flight only makes
+        this stricter, by at most the room's session limit); replacing always fits."""
+        uploading = {
+            s.conn.filename for s in self.router.sessions.values()
+            if s.conn.room == room and s.conn.direction is Direction.UPLOAD
+        } | {n for r, n, d in self._opening if r == room and d is Direction.UPLOAD}  # fmt: skip
+        uploading.discard(name)
         limit = self.config.max_files_per_room
-        if await self.files.get_file(room, name) is not None:
-            return
-        if await self.files.count_files(room) >= limit:
+        if stored + len(uploading) >= limit:
             raise LocalProtocolError(
                 ROOM_FULL, f"room {room} holds {limit} files, the most it may; delete one first"
             )
+
+    @contextmanager
+    def _opening_ticket(self, room: str, name: str, direction: Direction) -> Iterator[None]:
+        """Count a ticket being issued until its session is registered (or refused)."""
+        entry = (room, name, direction)
+        self._opening.append(entry)
+        try:
+            yield
+        finally:
+            self._opening.remove(entry)
 
     def _partial_for(self, member: Member, command: Upload) -> PartialUpload:
         key = (member.code, command.name, command.size, command.sha256)
@@ -543,7 +575,13 @@ def _final_status(conn: Connection, app: object) -> str:
 
 
 def _code(conn: Connection) -> str:
-    return conn.failure[0] if conn.failure else "CLOSED"
+    """The reset reason a TRANSFER line shows. A peer's RST may carry any text: anything
+    but a short upper-case word is recorded as ``ABORTED`` (clients print these fields)."""
+    if conn.failure is None:
+        return "CLOSED"
+    code = conn.failure[0]
+    plain = 0 < len(code) <= 24 and all(ch.isascii() and (ch.isupper() or ch == "_") for ch in code)
+    return code if plain else ABORTED
 
 
 def _supersede(session: TransferSession) -> None:

@@ -17,7 +17,7 @@ import syncrox.client.files as client_files
 import syncrox.store.blobs as blobs_module
 from syncrox.client.files import FilesClient, TransferOptions, download, upload
 from syncrox.config import Config
-from syncrox.errors import RequestRefused, StoreError
+from syncrox.errors import LocalProtocolError, RequestRefused, StoreError
 from syncrox.net.datagram import UdpTransport
 from syncrox.netem import NetemConfig
 from syncrox.protocol.files import Upload
@@ -276,5 +276,53 @@ async def test_an_expired_rooms_files_leave_the_disk_within_the_hour(
                 await trio.sleep(GARBAGE_EVERY_S + 1)
                 assert not store.files.blobs.exists(gone) and store.files.blobs.exists(kept)
                 nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("max_files", "max_sessions", "refusal"), [(2, 4, "ROOM_FULL"), (100, 4, "BUSY")]
+)
+async def test_uploads_asked_at_the_same_moment_respect_the_rooms_caps(
+    config: Config, monkeypatch: pytest.MonkeyPatch, max_files: int, max_sessions: int,
+    refusal: str,
+) -> None:  # fmt: skip
+    # Each request checked the caps, then awaited the database before its session was
+    # registered: twelve at once were all granted (and all stored) under caps of 2 and 4.
+    store = Store.open(config.data_dir, sqlite_worker_thread=False)
+    try:
+        files_config = dataclasses.replace(
+            config.files, disk_worker_thread=False, max_files_per_room=max_files,
+            max_sessions_per_room=max_sessions, ticket_burst=100,
+        )  # fmt: skip
+        data = FileData(files_config, store.files, UdpTransport.bind(HOST, 0))
+        real_start = store.files.start_transfer
+
+        async def slow_start(record: TransferRecord) -> None:
+            await trio.sleep(0.1)  # a busy database: the requests overlap
+            await real_start(record)
+
+        monkeypatch.setattr(store.files, "start_transfer", slow_start)
+        member, _ = await RoomRegistry(store.rooms, config.rooms).create("alice", HOST)
+        outcomes: list[str] = []
+
+        async def ask(index: int) -> None:
+            body = b"%d" % index
+            command = Upload(len(body), hashlib.sha256(body).hexdigest(), f"f{index}.bin")
+            try:
+                await data.open_upload(member, command)
+                outcomes.append("granted")
+            except LocalProtocolError as exc:
+                outcomes.append(exc.code)
+
+        with trio.fail_after(IO_TIMEOUT_S):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(data.run)
+                async with trio.open_nursery() as askers:
+                    for index in range(12):
+                        askers.start_soon(ask, index)
+                nursery.cancel_scope.cancel()
+        assert outcomes.count("granted") == min(max_files, max_sessions)
+        assert set(outcomes) == {"granted", refusal}
     finally:
         store.close()

@@ -22,8 +22,9 @@ from syncrox.errors import RemoteProtocolError, RequestRefused, SyncroxError
 from syncrox.net.lines import LineConnection
 from syncrox.netem import NetemConfig
 from syncrox.protocol.files import transfer_id_of
+from syncrox.protocol.rudp.codec import encode_json
 from syncrox.protocol.rudp.connection import Connection
-from syncrox.protocol.rudp.packets import Codec
+from syncrox.protocol.rudp.packets import Codec, Packet, PacketType
 from syncrox.services.context import BoundPorts
 from syncrox.services.runner import run_services
 from syncrox.store.blobs import BlobStore, BlobWriter
@@ -449,3 +450,24 @@ async def test_a_ping_left_unanswered_closes_the_control_connection(
     assert b"PING" in await theirs.receive_some()
     with pytest.raises((trio.ClosedResourceError, trio.BrokenResourceError)):
         await control.request("LIST")
+
+
+async def test_a_peers_made_up_reset_reason_is_recorded_as_aborted(
+    services: BoundPorts,
+) -> None:
+    # A member sending RST "bye." made every client's TRANSFERS fail (it refuses fields
+    # that are not plain words), for the whole room, until 50 newer transfers pushed it out.
+    with trio.fail_after(IO_TIMEOUT_S):
+        code, token = await new_room(services)
+        async with FilesClient.connect(HOST, services["files_tcp"]) as alice:
+            await alice.hello(code, "alice", token)
+            ticket = await alice.upload_ticket(10, "a" * 64, "x.bin")
+            rst = Packet(PacketType.RST, ticket.session_id, error="bye.")
+            with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
+                await sock.sendto(encode_json(rst), (HOST, ticket.udp_port))
+            for _ in range(100):  # until the session has ended
+                await trio.sleep(0.05)
+                [entry] = await alice.transfers()
+                if entry.status != "open":
+                    break
+            assert entry.status == "failed:ABORTED"
