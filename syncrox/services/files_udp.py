@@ -259,11 +259,10 @@ class FileData:
     async def open_upload(self, member: Member, command: Upload) -> SessionTicket:
         self._take_ticket(member)
         room, name = member.code, command.name
-        replacing = await self.files.get_file(room, name) is not None
-        stored = await self.files.count_files(room)
+        stored = {record.name for record in await self.files.list_files(room)}
         # No await from the checks to the reservation: concurrent UPLOADs see each other.
         self._check_capacity(room)
-        if not replacing:
+        if name not in stored:  # replacing a file always fits
             self._check_room_space(room, name, stored)
         with self._opening_ticket(room, name, Direction.UPLOAD):
             return await self._open_upload(member, command)
@@ -342,17 +341,16 @@ class FileData:
         if in_room >= self.config.max_sessions_per_room:
             raise LocalProtocolError(BUSY, f"too many transfers in room {room}, try later")
 
-    def _check_room_space(self, room: str, name: str, stored: int) -> None:
+    def _check_room_space(self, room: str, name: str, stored: set[str]) -> None:
         """A new name needs room for one more file beside the ``stored`` ones and every
-        upload under way or being issued (counted as new: a replacement in flight only makes
-        this stricter, by at most the room's session limit); replacing always fits."""
+        other new name being uploaded or issued a ticket."""
         uploading = {
             s.conn.filename for s in self.router.sessions.values()
-            if s.conn.room == room and s.conn.direction is Direction.UPLOAD
+            if s.conn.room == room and isinstance(s.app, UploadApp) and not s.app.stored
         } | {n for r, n, d in self._opening if r == room and d is Direction.UPLOAD}  # fmt: skip
-        uploading.discard(name)
+        new_names = uploading - stored - {name}
         limit = self.config.max_files_per_room
-        if stored + len(uploading) >= limit:
+        if len(stored) + len(new_names) >= limit:
             raise LocalProtocolError(
                 ROOM_FULL, f"room {room} holds {limit} files, the most it may; delete one first"
             )
