@@ -208,8 +208,8 @@ class FilesConfig:
     disk_worker_thread: bool = True
 
     def __post_init__(self) -> None:
-        if self.ticket_burst < 1 or self.ticket_refill_s < 0 or self.report_bytes_per_s <= 0:
-            raise ConfigError("files: ticket_burst >= 1, ticket_refill_s >= 0, report rate > 0")
+        if self.ticket_burst < 1 or self.ticket_refill_s <= 0 or self.report_bytes_per_s <= 0:
+            raise ConfigError("files: ticket_burst >= 1, ticket_refill_s > 0, report rate > 0")
 
 
 @dataclass(frozen=True)

@@ -359,7 +359,10 @@ async def _resolve(address: Address) -> Address:
         infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_DGRAM)
     except OSError as exc:
         raise ConfigError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
-    sockaddr = infos[0][4]
+    # An IPv4 address first, when the name has one: "localhost" is often ::1 first, while
+    # our servers listen on 127.0.0.1 by default.
+    ipv4 = [info for info in infos if info[0] == trio.socket.AF_INET]
+    sockaddr = (ipv4 or infos)[0][4]
     return str(sockaddr[0]), int(sockaddr[1])
 
 

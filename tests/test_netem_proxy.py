@@ -122,3 +122,17 @@ def test_a_duplicate_takes_its_own_share_of_the_bandwidth() -> None:
     link = Link(NetemConfig(duplicate=1.0, rate_bytes_per_s=1000.0, seed=1))
     first, second = link.schedule(0.0, 100)
     assert (first, second) == pytest.approx((0.1, 0.2))  # one after the other, at the cap
+
+
+async def test_a_forward_name_goes_to_its_ipv4_address_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "localhost" often resolves to ::1 first, while the server listens on 127.0.0.1.
+    async def dual_stack(*_args: object, **_kwargs: object) -> list[tuple[object, ...]]:
+        return [
+            (trio.socket.AF_INET6, trio.socket.SOCK_DGRAM, 17, "", ("::1", 9011, 0, 0)),
+            (trio.socket.AF_INET, trio.socket.SOCK_DGRAM, 17, "", ("127.0.0.1", 9011)),
+        ]
+
+    monkeypatch.setattr(trio.socket, "getaddrinfo", dual_stack)
+    assert await netem._resolve(("localhost", 9011)) == ("127.0.0.1", 9011)

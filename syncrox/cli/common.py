@@ -96,6 +96,8 @@ def run_command(main: Callable[[], Awaitable[int]]) -> int:
         print(f"refused: {exc.code} {exc.message}", file=sys.stderr)
     except (SyncroxError, OSError, trio.TooSlowError) as exc:
         print(f"error: {describe(exc)}", file=sys.stderr)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        print("error: the server closed the connection", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     return EXIT_FAILED

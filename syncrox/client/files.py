@@ -324,7 +324,7 @@ async def _stored(client: FilesClient, name: str, digest: str) -> bool:
     try:
         with trio.fail_after(REQUEST_TIMEOUT_S):
             stored = await client.list_files()
-    except (ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+    except (ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
         return False
     return any(f.name == name and f.sha256 == digest for f in stored)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 
 from syncrox.config import Config
-from syncrox.errors import SyncroxError
+from syncrox.errors import StoreError, SyncroxError
 from syncrox.logs import log_event
 from syncrox.services import chat, collab, files, rooms
 from syncrox.services import exec as exec_service
@@ -72,7 +72,10 @@ async def run_services(
 
             def forget_ui() -> None:  # "a service that is not running has no key"
                 ports.pop("ui", None)
-                _write_ports(ports_file, ports)
+                try:
+                    _write_ports(ports_file, ports)
+                except StoreError as exc:  # a full disk must not stop the services too
+                    log_event(logger, "ports.write_failed", logging.ERROR, reason=exc)
 
             if ui and (
                 ui_port := await nursery.start(

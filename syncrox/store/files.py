@@ -123,8 +123,6 @@ class FileStore(Protocol):
 
     async def get_file(self, room: str, name: str) -> FileRecord | None: ...
 
-    async def count_files(self, room: str) -> int: ...
-
     async def put_file(self, record: FileRecord) -> str | None:
         """Insert or replace ``(room, name)``; return the replaced digest, if any."""
 
@@ -176,12 +174,6 @@ class SqliteFileStore:
             ).fetchall()
         )
         return [FileRecord(*row) for row in rows]
-
-    async def count_files(self, room: str) -> int:
-        row = await self._db.run(
-            lambda c: c.execute("SELECT COUNT(*) FROM files WHERE room = ?", (room,)).fetchone()
-        )
-        return int(row[0])
 
     async def get_file(self, room: str, name: str) -> FileRecord | None:
         row = await self._db.run(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tests.e2e.process import running_server
@@ -62,3 +65,22 @@ def test_doc_prints_the_rooms_document(tmp_path: Path) -> None:
         other = "1000" if code != "1000" else "1001"
         refused = cli("doc", "--room", other, "--user", "bob", "--lang", "py", *where)
         assert refused.returncode == 1 and refused.stderr.startswith("refused: NOT_FOUND")
+
+
+def test_a_server_that_resets_the_connection_is_one_error_line() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def reset_one() -> None:
+            peer, _ = listener.accept()
+            peer.recv(100)
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.close()
+
+        threading.Thread(target=reset_one, daemon=True).start()
+        port = str(listener.getsockname()[1])
+        result = cli("rooms", "create", "--user", "alice", "--rooms-port", port)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error:")
