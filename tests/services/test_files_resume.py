@@ -7,6 +7,8 @@ import dataclasses
 import hashlib
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -209,19 +211,24 @@ async def test_a_ticket_that_could_not_be_recorded_leaves_nothing_claimed(
             await files.upload_ticket(10, "b" * 64, "x.bin")  # other content, same name
 
 
+@contextmanager
+def inline_file_data(config: Config, **changes: object) -> Iterator[tuple[Store, FileData]]:
+    """The File Data service alone, its store and disk work inline (for virtual time)."""
+    store = Store.open(config.data_dir, sqlite_worker_thread=False)
+    try:
+        files_config = dataclasses.replace(config.files, disk_worker_thread=False, **changes)
+        yield store, FileData(files_config, store.files, UdpTransport.bind(HOST, 0))
+    finally:
+        store.close()
+
+
 async def test_an_upload_taken_over_while_it_registered_never_runs(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A second UPLOAD of the same file while the first still wrote its transfer row took
     # the partial over before the first session was registered: nothing reset it, and its
     # client's FIN later dropped the partial the second one was writing into.
-    store = Store.open(config.data_dir, sqlite_worker_thread=False)
-    try:
-        data = FileData(
-            dataclasses.replace(config.files, disk_worker_thread=False),
-            store.files,
-            UdpTransport.bind(HOST, 0),
-        )
+    with inline_file_data(config) as (store, data):
         real_start, calls = store.files.start_transfer, [0]
 
         async def slow_first(record: TransferRecord) -> None:
@@ -245,8 +252,6 @@ async def test_an_upload_taken_over_while_it_registered_never_runs(
                 [partial] = data.partials.values()
                 assert [s.app for s in sessions] == [partial.app]  # the newer one only
                 nursery.cancel_scope.cancel()
-    finally:
-        store.close()
 
 
 async def test_an_expired_rooms_files_leave_the_disk_within_the_hour(
@@ -254,13 +259,7 @@ async def test_an_expired_rooms_files_leave_the_disk_within_the_hour(
 ) -> None:
     # The room's rows go by cascade when it expires; its blobs were only collected at the
     # next start-up, so a long-running server's disk grew without bound.
-    store = Store.open(config.data_dir, sqlite_worker_thread=False)
-    try:
-        data = FileData(
-            dataclasses.replace(config.files, disk_worker_thread=False),
-            store.files,
-            UdpTransport.bind(HOST, 0),
-        )
+    with inline_file_data(config) as (store, data):
         member, _ = await RoomRegistry(store.rooms, config.rooms).create("alice", HOST)
         kept, gone = store.files.blobs.put(b"kept"), store.files.blobs.put(b"gone")
         await store.files.put_file(FileRecord(member.code, "k.bin", kept, 4, "alice", 0.0))
@@ -276,8 +275,6 @@ async def test_an_expired_rooms_files_leave_the_disk_within_the_hour(
                 await trio.sleep(GARBAGE_EVERY_S + 1)
                 assert not store.files.blobs.exists(gone) and store.files.blobs.exists(kept)
                 nursery.cancel_scope.cancel()
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize(
@@ -289,13 +286,8 @@ async def test_uploads_asked_at_the_same_moment_respect_the_rooms_caps(
 ) -> None:  # fmt: skip
     # Each request checked the caps, then awaited the database before its session was
     # registered: twelve at once were all granted (and all stored) under caps of 2 and 4.
-    store = Store.open(config.data_dir, sqlite_worker_thread=False)
-    try:
-        files_config = dataclasses.replace(
-            config.files, disk_worker_thread=False, max_files_per_room=max_files,
-            max_sessions_per_room=max_sessions, ticket_burst=100,
-        )  # fmt: skip
-        data = FileData(files_config, store.files, UdpTransport.bind(HOST, 0))
+    caps = {"max_files_per_room": max_files, "max_sessions_per_room": max_sessions}
+    with inline_file_data(config, ticket_burst=100, **caps) as (store, data):
         real_start = store.files.start_transfer
 
         async def slow_start(record: TransferRecord) -> None:
@@ -324,5 +316,3 @@ async def test_uploads_asked_at_the_same_moment_respect_the_rooms_caps(
                 nursery.cancel_scope.cancel()
         assert outcomes.count("granted") == min(max_files, max_sessions)
         assert set(outcomes) == {"granted", refusal}
-    finally:
-        store.close()

@@ -222,10 +222,8 @@ def test_receive_accepts_only_what_is_valid_for_the_state() -> None:
 
 def test_the_data_sender_accepts_only_acks_of_data_in_flight() -> None:
     pair = Pair(b"y" * 5000, Direction.UPLOAD, FakeNetwork(random.Random(1)), mss=1000)
-    client, server = pair.client, pair.server
-    client.connect(0.0)
-    server.receive(packets(client)[0], 0.0)
-    client.receive(packets(server)[0], 0.01)
+    client = pair.client
+    shake_hands(pair)
     sent = packets(client, 0.01)
     assert [p.seq for p in sent if p.type is PacketType.DATA] == [1]  # cwnd 1
     beyond = Packet(PacketType.ACK, SESSION, seq=3, ack=3, rwnd=10)  # chunk 3 never sent
@@ -257,14 +255,19 @@ def test_a_fin_ack_must_acknowledge_the_fin() -> None:
     assert client.state is State.CLOSED
 
 
+def shake_hands(pair: Pair) -> None:
+    """SYN at 0 s, SYN-ACK back at 10 ms; the client's handshake ACK is still to send."""
+    pair.client.connect(0.0)
+    pair.server.receive(packets(pair.client)[0], 0.0)
+    pair.client.receive(packets(pair.server)[0], 0.01)
+
+
 def test_refused_datagrams_do_not_keep_a_dead_transfer_alive() -> None:
     limits = Limits(idle_timeout_s=5.0, max_retries=1000)
     pair = Pair(b"y" * 5000, Direction.UPLOAD, FakeNetwork(random.Random(1)), mss=1000,
                 limits=limits)  # fmt: skip
-    client, server = pair.client, pair.server
-    client.connect(0.0)
-    server.receive(packets(client)[0], 0.0)
-    client.receive(packets(server)[0], 0.01)
+    client = pair.client
+    shake_hands(pair)
     packets(client, 0.01)  # the handshake ACK and chunk 1; then the server goes silent
     never_sent = Packet(PacketType.ACK, SESSION, seq=4, ack=4, rwnd=10)
     now = 0.01
@@ -287,9 +290,7 @@ def test_a_sender_that_resends_chunks_but_never_fins_is_given_up() -> None:
     pair = Pair(b"y" * 3000, Direction.DOWNLOAD, FakeNetwork(random.Random(1)), mss=1000,
                 limits=limits)  # fmt: skip
     client, server = pair.client, pair.server
-    client.connect(0.0)
-    server.receive(packets(client)[0], 0.0)
-    client.receive(packets(server)[0], 0.01)
+    shake_hands(pair)
     now, to_client = 0.01, packets(client, 0.01)  # the handshake ACK
     last_chunk = None
     while client.receiver is None or client.receiver.ack < client.total:
