@@ -82,8 +82,9 @@ class Receiver:
         """Take one DATA chunk; raises ``RemoteProtocolError`` if it cannot be this file's.
 
         Returns ``True`` when this chunk deserves an ACK of its own at once (RFC 5681
-        §4.2): it arrived above a hole, filled one, or was a duplicate, or it came in
-        quick-ACK mode. Other in-order chunks are acknowledged together, once per batch."""
+        §4.2): it arrived above a hole, filled one, was a duplicate or lay outside the
+        window, or it came in quick-ACK mode. Other in-order chunks are acknowledged
+        together, once per batch."""
         self.check_chunk(seq, payload)
         self.ack_due = True
         self.echo = seq
