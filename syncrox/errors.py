@@ -73,3 +73,11 @@ class RequestRefused(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer sent bytes we cannot accept."""
+
+
+def leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    """The exceptions behind ``exc``, in order: itself, or every exception its (nested)
+    exception groups hold. Trio's nurseries wrap what their tasks raise in groups."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    return [leaf for inner in exc.exceptions for leaf in leaf_exceptions(inner)]

@@ -13,7 +13,7 @@ import trio
 from syncrox.client.endpoints import Endpoints
 from syncrox.client.rooms import RoomsClient
 from syncrox.config import Config, Ports, load_config, parse_assignment
-from syncrox.errors import RequestRefused, SyncroxError
+from syncrox.errors import RequestRefused, SyncroxError, leaf_exceptions
 from syncrox.logs import configure_logging
 
 EXIT_OK = 0
@@ -105,14 +105,7 @@ def run_command(main: Callable[[], Awaitable[int]]) -> int:
 
 def first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The exception a user should hear about: Ctrl-C first, then the first leaf."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
+    leaves = leaf_exceptions(group)
     interrupts = [exc for exc in leaves if isinstance(exc, KeyboardInterrupt)]
     return (interrupts or leaves)[0]
 

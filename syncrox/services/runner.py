@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 
 from syncrox.config import Config
-from syncrox.errors import StoreError, SyncroxError
+from syncrox.errors import StoreError, SyncroxError, leaf_exceptions
 from syncrox.logs import log_event
 from syncrox.services import chat, collab, files, rooms
 from syncrox.services import exec as exec_service
@@ -60,9 +60,10 @@ async def run_services(
                 try:
                     ports.update(await nursery.start(serve, ctx))
                 except (OSError, BaseExceptionGroup) as exc:  # a port taken: say which
-                    cause = _os_error_in(exc)
-                    if cause is None:
+                    causes = [e for e in leaf_exceptions(exc) if isinstance(e, OSError)]
+                    if not causes:
                         raise
+                    cause = causes[0]
                     raise SyncroxError(
                         f"cannot start the {name} service on {config.host}: "
                         f"{cause.strerror or cause}"
@@ -94,14 +95,3 @@ async def run_services(
 
 def _write_ports(path: Path, ports: BoundPorts) -> None:
     write_file_atomically(path, (json.dumps(ports, indent=2, sort_keys=True) + "\n").encode())
-
-
-def _os_error_in(exc: BaseException) -> OSError | None:
-    """The ``OSError`` behind ``exc``, which may come wrapped in exception groups."""
-    if isinstance(exc, OSError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            if (found := _os_error_in(inner)) is not None:
-                return found
-    return None
