@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+import sitemap
 import state
 
 st.set_page_config(page_title="SyncroX", page_icon=":material/hub:", layout="wide")
 state.ensure_defaults()
+state.restore_login()
 
-home = st.Page("views/home.py", title="Home", icon=":material/home:", default=True)
-# Pages that need a room appear once the user is in one; each service adds its page here.
-room_pages: list[st.Page] = []
-
-navigation = st.navigation([home, *room_pages] if state.in_room() else [home])
+navigation = st.navigation(sitemap.for_session(state.in_room()))
 state.sidebar()
 navigation.run()

@@ -1,4 +1,5 @@
-"""Home: create a room or join one with its 4-digit code; see which services are up."""
+"""Home: create a room or join one with its 4-digit code; in a room, the room's dashboard
+(its code, who is here, a card per page) and the status of every service."""
 
 from __future__ import annotations
 
@@ -7,15 +8,14 @@ import unicodedata
 import streamlit as st
 
 import backend
+import sitemap
 import state
+from backend import status
 
 st.title("SyncroX")
 
-if state.in_room():
-    st.subheader(f"Room {st.session_state.room}")
-    st.write(f"You are **{st.session_state.user}**. Share the code with others so they can join.")
-    st.metric("Room code", st.session_state.room)
-else:
+
+def lobby() -> None:
     typed = st.text_input("Your name", key="home_user", max_chars=32,
                           help="1-32 letters, digits, _ - . (no spaces)")  # fmt: skip
     # The server wants names in NFC: a pasted "é" written as e + accent is the same name.
@@ -41,9 +41,48 @@ else:
                 state.enter_room(user, code.strip(), token)
                 st.rerun()
 
-with st.expander("Service status"):
+
+def dashboard() -> None:
+    st.subheader(f"Room {st.session_state.room}")
+    st.write(f"You are **{st.session_state.user}**. Share the code with others so they can join.")
+    left, right = st.columns([1, 2])
+    with left:
+        st.metric("Room code", st.session_state.room)
+        people_here()
+    with right:
+        for page in sitemap.ROOM_PAGES:
+            with st.container(border=True):
+                st.page_link(page.path, label=page.title, icon=page.icon)
+                st.caption(page.blurb)
+
+
+@st.fragment(run_every=state.LIVE_INTERVAL_S)
+def people_here() -> None:
     try:
-        for name, up in backend.service_status().items():
-            st.write(f"{'🟢' if up else '🔴'} {name}")
+        view = state.chat_link().snapshot()
     except backend.BackendError as exc:
-        st.error(str(exc))
+        st.warning(f"Who is here is unknown: {exc}")
+        return
+    st.markdown(f"**Here now ({len(view.present)})**")
+    st.text("\n".join(view.present) or "nobody yet")
+
+
+def service_status() -> None:
+    with st.expander("Service status", expanded=state.in_room()):
+        try:
+            probes = status.probe_all()
+        except backend.BackendError as exc:
+            st.error(str(exc))
+            return
+        for probe in probes:
+            if probe.up:
+                st.text(f"🟢 {probe.label}: up, {probe.latency_ms:.1f} ms")
+            else:
+                st.text(f"🔴 {probe.label}: down ({probe.detail})")
+
+
+if state.in_room():
+    dashboard()
+else:
+    lobby()
+service_status()
