@@ -104,10 +104,8 @@ class LinkThread:
         self._closing = True
         token, scope = self._token, self._scope
         if token is not None and scope is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):  # already over
                 token.run_sync_soon(scope.cancel)
-            except trio.RunFinishedError:
-                pass  # already over
 
     def join(self, timeout_s: float) -> bool:
         """For tests and shutdown only (never from ``on_release``): wait for the end."""
