@@ -49,10 +49,8 @@ class SessionLinks:
             old = self._jobs.pop(key, None)
             if old is not None:
                 old.close()
-            while len(self._jobs) >= MAX_JOBS:
-                _, oldest = next(iter(self._jobs.items()))
-                self._jobs.pop(next(iter(self._jobs)))
-                oldest.close()
+            while len(self._jobs) >= MAX_JOBS:  # the oldest (most likely finished) goes
+                self._jobs.pop(next(iter(self._jobs))).close()
             self._jobs[key] = job
 
     def job(self, key: str) -> Closable | None:
