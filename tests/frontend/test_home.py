@@ -109,3 +109,32 @@ def test_a_name_typed_in_decomposed_form_is_accepted(server: dict[str, int]) -> 
     app.button(key="home_create").click().run()
     assert not app.exception and not app.error
     assert app.session_state["user"] == "Jos\u00e9"
+
+
+def test_in_a_room_home_shows_every_service_up_with_its_latency(server: dict[str, int]) -> None:
+    app = fresh_app()
+    app.text_input(key="home_user").input("erin")
+    app.button(key="home_create").click().run()
+    shown = "\n".join(text.value for text in app.text)
+    labels = ["Room manager (TCP)", "Chat + image CDN (TCP)", "File control (TCP)",
+              "File data (UDP)", "Collaborative editor (TCP)", "Code execution (TCP)"]  # fmt: skip
+    for label in labels:
+        assert f"🟢 {label}: up, " in shown, shown
+    assert " ms" in shown
+
+
+def test_a_service_that_is_down_is_shown_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+        udp.bind(("127.0.0.1", 0))
+        tcp.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        ports = {"files_udp": udp.getsockname()[1], "chat": tcp.getsockname()[1]}
+        ports_file = tmp_path / "ports.json"
+        ports_file.write_text(json.dumps(ports))
+        monkeypatch.setenv("SYNCROX_PORTS_FILE", str(ports_file))
+        app = fresh_app()  # the status expander is on Home, in a room or not
+    shown = "\n".join(text.value for text in app.text)
+    assert "🔴 Chat + image CDN (TCP): down (" in shown
+    assert "🔴 File data (UDP): down (no answer within 1 s)" in shown  # a silent UDP port
+    assert not app.exception
