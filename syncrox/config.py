@@ -29,6 +29,7 @@ from typing import Any
 from syncrox.errors import ConfigError
 
 ENV_PREFIX = "SYNCROX_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"  # the TOML file's path
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -313,6 +314,24 @@ def env_name(key: str) -> str:
     return ENV_PREFIX + key.upper().replace(".", "_")
 
 
+def environment_of(config: Config) -> dict[str, str]:
+    """``SYNCROX_*`` variables that make ``load_config`` rebuild ``config`` from defaults:
+    how ``run`` hands its effective settings (file, environment and ``--set`` alike) to a
+    child process such as the web UI."""
+    defaults = Config()
+    variables: dict[str, str] = {}
+    for key in config_keys():
+        value = _get(config, key)
+        if value is None or value == _get(defaults, key):
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = repr(value) if isinstance(value, float) else str(value)
+        variables[env_name(key)] = text
+    return variables
+
+
 def parse_assignment(text: str) -> tuple[str, str]:
     """Parse a ``--set key=value`` argument."""
     key, sep, value = text.partition("=")
@@ -351,7 +370,7 @@ def validate(config: Config) -> None:
 
 
 def _env_config_path(environ: Mapping[str, str]) -> Path | None:
-    raw = environ.get(ENV_PREFIX + "CONFIG")
+    raw = environ.get(CONFIG_ENV)
     return Path(raw) if raw else None
 
 

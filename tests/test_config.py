@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from syncrox.config import Config, config_keys, env_name, load_config, parse_assignment
+from syncrox.config import (
+    Config,
+    config_keys,
+    env_name,
+    environment_of,
+    load_config,
+    parse_assignment,
+)
 from syncrox.errors import ConfigError
 
 
@@ -96,3 +103,19 @@ def test_zero_is_accepted_where_it_means_none() -> None:
         environ={}, cli_overrides={"exec.sandbox.pool_size": "0", "files.linger_s": "0"}
     )
     assert config.exec.sandbox.pool_size == 0 and config.files.linger_s == 0.0
+
+
+def test_a_child_process_rebuilds_the_effective_config_from_its_environment(
+    tmp_path: Path,
+) -> None:
+    # How `run` hands file, environment and --set settings alike to the web UI.
+    toml = tmp_path / "syncrox.toml"
+    toml.write_text('host = "0.0.0.0"\n[exec]\nmax_code_bytes = 1000\n[files]\nlinger_s = 2.5\n')
+    effective = load_config(
+        config_file=toml,
+        environ={"SYNCROX_CHAT_HISTORY_MAX_LIMIT": "42"},
+        cli_overrides={"files.allow_binary_codec": "false", "exec.max_code_bytes": "65536"},
+    )
+    variables = environment_of(effective)
+    assert "SYNCROX_EXEC_MAX_CODE_BYTES" not in variables  # back to its default by --set
+    assert load_config(environ=variables) == effective

@@ -44,7 +44,8 @@ def lobby() -> None:
 
 def dashboard() -> None:
     st.subheader(f"Room {st.session_state.room}")
-    st.write(f"You are **{st.session_state.user}**. Share the code with others so they can join.")
+    # A name is plain text (``_x_`` would be italic in markdown).
+    st.text(f"You are {st.session_state.user}. Share the code with others so they can join.")
     left, right = st.columns([1, 2])
     with left:
         st.metric("Room code", st.session_state.room)

@@ -19,12 +19,12 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import trio
 
-from syncrox.config import Config
+from syncrox.config import CONFIG_ENV, Config, config_keys, env_name, environment_of
 from syncrox.logs import log_event
 
 logger = logging.getLogger("syncrox.ui")
@@ -111,7 +111,10 @@ async def run_ui(
         task_status.started(0)
         return
     env = {
-        **os.environ,
+        **_without_config(os.environ),
+        # The UI reads the same settings as the services (limits it checks before sending,
+        # timeouts), whether they came from a file, the environment or --set.
+        **environment_of(config),
         "SYNCROX_PORTS_FILE": str(ports_file),
         "SYNCROX_CONNECT_HOST": connect_host(config.host),
     }
@@ -134,6 +137,13 @@ async def run_ui(
     finally:
         with trio.CancelScope(shield=True):
             await _terminate_then_kill(process)
+
+
+def _without_config(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment less every setting (``SYNCROX_CONFIG`` and ``SYNCROX_<key>``): the
+    child gets the effective config instead, which they may contradict."""
+    settings = {CONFIG_ENV, *(env_name(key) for key in config_keys())}
+    return {name: value for name, value in environ.items() if name not in settings}
 
 
 def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
