@@ -54,6 +54,14 @@ MAX_SIZE_DIGITS = 15
 _HEX = frozenset("0123456789abcdef")
 
 
+# The header of a METRICS CSV body (docs/PROTOCOL.md, "Metrics"): the server writes it,
+# clients check it.
+CSV_COLUMNS = (
+    "ts", "room", "file", "direction", "seq", "bytes", "rtt_ms", "srtt_ms", "rto_ms", "cwnd",
+    "ssthresh", "event", "algo",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Hello:
     code: str

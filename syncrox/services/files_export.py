@@ -19,13 +19,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from syncrox.protocol.files import CSV_COLUMNS
 from syncrox.protocol.rudp.events import TransferEvent
 from syncrox.store.files import EventRow, TransferRecord
 
-CSV_COLUMNS = (
-    "ts", "room", "file", "direction", "seq", "bytes", "rtt_ms", "srtt_ms", "rto_ms", "cwnd",
-    "ssthresh", "event", "algo",
-)  # fmt: skip
 _METRICS = frozenset({"ACK", "DUP_ACK", "RWND_CHANGE", "WINDOW_PROBE", "TAIL_PROBE"})
 _CONGESTION = frozenset({"FAST_RETRANSMIT", "TIMEOUT", "RECOVERY_EXIT"})
 
