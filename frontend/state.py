@@ -17,6 +17,7 @@ import backend
 import keeper
 from backend.chat import ChatLink
 from backend.session import SessionLinks
+from plain import plain
 
 DEFAULTS: dict[str, object] = {"user": "", "room": "", "token": ""}
 LIVE_INTERVAL_S = 0.5  # how often live fragments redraw (Streamlit has no server push)
@@ -123,9 +124,9 @@ def _people_here() -> None:
     try:
         view = chat_link().snapshot()
     except backend.BackendError as exc:
-        st.caption(f"People here: unknown ({exc})")
+        st.caption(f"People here: unknown ({plain(str(exc))})")
         return
     st.caption(f"People here ({len(view.present)})")
     st.text("\n".join(view.present) or "nobody yet")
     if view.problem:
-        st.caption(f"Chat: {view.status}: {view.problem}")
+        st.caption(f"Chat: {view.status}: {plain(view.problem)}")

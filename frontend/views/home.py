@@ -11,6 +11,7 @@ import backend
 import sitemap
 import state
 from backend import status
+from plain import plain
 
 st.title("SyncroX")
 
@@ -26,7 +27,7 @@ def lobby() -> None:
             try:
                 code, token = backend.create_room(user)
             except backend.BackendError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))
             else:
                 state.enter_room(user, code, token)
                 st.rerun()
@@ -36,7 +37,7 @@ def lobby() -> None:
             try:
                 token = backend.join_room(code.strip(), user)
             except backend.BackendError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))
             else:
                 state.enter_room(user, code.strip(), token)
                 st.rerun()
@@ -62,7 +63,7 @@ def people_here() -> None:
     try:
         view = state.chat_link().snapshot()
     except backend.BackendError as exc:
-        st.warning(f"Who is here is unknown: {exc}")
+        st.warning(f"Who is here is unknown: {plain(str(exc))}")
         return
     st.markdown(f"**Here now ({len(view.present)})**")
     st.text("\n".join(view.present) or "nobody yet")
@@ -73,7 +74,7 @@ def service_status() -> None:
         try:
             probes = status.probe_all()
         except backend.BackendError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))
             return
         for probe in probes:
             if probe.up:
