@@ -72,6 +72,10 @@ KEEPALIVE_S = 60.0
 # larger is refused before it is read, so a broken server cannot fill our memory.
 MAX_METRICS_BYTES = 64 << 20
 Progress = Callable[[int, int], None]
+# Called with each congestion event as the core records it, on the Trio thread, in the
+# order of ``TransferResult.events``: it runs inside the transfer's loop, so it must be
+# quick and keep bounded state (a live chart's buffer, not a second copy of everything).
+EventHook = Callable[[TransferEvent], None]
 
 
 class FilesClient(LineClient):
@@ -290,6 +294,7 @@ async def upload(
     *,
     name: str | None = None,
     progress: Progress | None = None,
+    on_event: EventHook | None = None,
 ) -> TransferResult:
     name = checked(validate_filename, name or path.name)
     size, digest = await trio.to_thread.run_sync(file_digest, path)
@@ -300,8 +305,9 @@ async def upload(
     source = _Source(path)
     try:
         conn, events = _client_connection(
-            Direction.UPLOAD, ticket, client.room, name, options, source=source.read
-        )
+            Direction.UPLOAD, ticket, client.room, name, options, source=source.read,
+            on_event=on_event,
+        )  # fmt: skip
         conn.size, conn.sha256 = size, digest
         source.conn = conn
         result = await _run(
@@ -360,7 +366,11 @@ async def download(
     options: TransferOptions,
     *,
     progress: Progress | None = None,
+    on_event: EventHook | None = None,
 ) -> TransferResult:
+    """Download ``name`` to ``output``. The server sends, so the congestion events are
+    its own (METRICS has them): this side's receiver records none, and ``on_event`` sees
+    only what this side records (today nothing; kept for symmetry with ``upload``)."""
     if await trio.to_thread.run_sync(output.is_dir):
         raise SyncroxError(f"{output} is a directory; name the file to write")
     asked_at = trio.current_time()
@@ -370,8 +380,9 @@ async def download(
     sink = _FileSink(output, ticket)
     try:
         conn, events = _client_connection(
-            Direction.DOWNLOAD, ticket, client.room, name, options, resume_bytes=sink.resume_bytes
-        )
+            Direction.DOWNLOAD, ticket, client.room, name, options,
+            resume_bytes=sink.resume_bytes, on_event=on_event,
+        )  # fmt: skip
         sink.conn = conn
         result = await _run(
             conn, events, sink, host, ticket, options=options, progress=progress,
@@ -392,8 +403,10 @@ def _client_connection(
     *,
     source: Callable[[int], bytes] | None = None,
     resume_bytes: int = 0,
+    on_event: EventHook | None = None,
 ) -> tuple[Connection, list[TransferEvent]]:
-    """The client's connection and the list its events are recorded into."""
+    """The client's connection and the list its events are recorded into (each kept one
+    also handed to ``on_event`` at once, so a live view and the result agree)."""
     events: list[TransferEvent] = []
 
     def record(event: TransferEvent) -> None:
@@ -404,6 +417,8 @@ def _client_connection(
             event.kind not in ROUTINE_KINDS and kept < 2 * MAX_CLIENT_EVENTS
         ):
             events.append(event)
+            if on_event is not None:
+                on_event(event)
 
     conn = Connection(
         role=Role.CLIENT, direction=direction, session_id=ticket.session_id, room=room,
@@ -457,6 +472,8 @@ async def _run(
             nursery.cancel_scope.cancel()
     finally:
         transport.close()
+    if progress is not None:  # the last periodic report may predate the final ACK
+        progress(_done_bytes(conn, ticket.size), ticket.size)
     return _result(conn, events, ticket, elapsed)
 
 
@@ -507,14 +524,17 @@ async def _keep_control_alive(control: FilesClient) -> None:
 
 async def _report_progress(conn: Connection, total: int, progress: Progress) -> None:
     while True:
-        if conn.sender is not None:
-            done = min(conn.sender.stats.bytes_acked + conn.resume_chunks * conn.mss, total)
-        elif conn.receiver is not None:
-            done = min(conn.receiver.ack * conn.mss, total)
-        else:
-            done = 0
-        progress(done, total)
+        progress(_done_bytes(conn, total), total)
         await trio.sleep(PROGRESS_INTERVAL_S)
+
+
+def _done_bytes(conn: Connection, total: int) -> int:
+    """Bytes the receiving end holds in order (acknowledged, or received when we receive)."""
+    if conn.sender is not None:
+        return min(conn.sender.stats.bytes_acked + conn.resume_chunks * conn.mss, total)
+    if conn.receiver is not None:
+        return min(conn.receiver.ack * conn.mss, total)
+    return 0
 
 
 async def _resolve(host: str, port: int) -> Address:
