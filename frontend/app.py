@@ -14,7 +14,8 @@ import streamlit as st
 import sitemap
 import state
 
-st.set_page_config(page_title="SyncroX", page_icon=":material/hub:", layout="wide")
+# An emoji icon is drawn locally; a material icon here made every page fetch a web font.
+st.set_page_config(page_title="SyncroX", page_icon="🔗", layout="wide")
 state.ensure_defaults()
 state.restore_login()
 

@@ -1,7 +1,7 @@
 """The pages of the web UI, in one place: navigation, the sidebar and Home's cards use it.
 
-Home is always there; the room pages appear once the browser session is in a room (and each
-guards itself with ``state.require_room``). A new page is one ``RoomPage`` here and one
+Home is always there; the room pages show in the menu once the browser session is in a room
+(and each guards itself with ``state.require_room``). A new page is one ``RoomPage`` here and one
 module in ``views/``.
 """
 
@@ -48,10 +48,14 @@ def home_page() -> st.Page:
     return st.Page(HOME, title="Home", icon=":material/home:", default=True)
 
 
-def room_page(page: RoomPage) -> st.Page:
-    return st.Page(page.path, title=page.title, icon=page.icon)
+def room_page(page: RoomPage, *, visible: bool) -> st.Page:
+    return st.Page(
+        page.path, title=page.title, icon=page.icon, visibility="visible" if visible else "hidden"
+    )
 
 
 def for_session(in_room: bool) -> list[st.Page]:
-    room = [room_page(page) for page in ROOM_PAGES] if in_room else []
-    return [home_page(), *room]
+    """Every page is registered, room pages hidden outside a room: a reload of a room page
+    (its first run happens before the saved login is restored) must find its page, not
+    Streamlit's "Page not found"."""
+    return [home_page(), *(room_page(page, visible=in_room) for page in ROOM_PAGES)]

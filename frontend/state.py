@@ -100,8 +100,7 @@ def restore_login() -> None:
         logger.info("saved login not restored: %s", exc)
         keeper.forget()
         return
-    enter_room(user, room, saved.token)
-    keeper.remember(room, user, saved.token)
+    enter_room(user, room, saved.token)  # the next run saves it again (one mount a run)
 
 
 def sidebar() -> None:

@@ -12,23 +12,33 @@ membership) and says why.
 from __future__ import annotations
 
 import collections
+import io
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 
 import trio
+from PIL import Image
 
 from backend.errors import BackendError, user_message
 from backend.runtime import LinkThread
 from syncrox.client.chat import ChatClient, Disconnected
 from syncrox.client.endpoints import Endpoints
-from syncrox.errors import DISPLACED, RATE_LIMITED, TIMEOUT, RequestRefused
+from syncrox.config import load_config
+from syncrox.errors import DISPLACED, RATE_LIMITED, TIMEOUT, ProtocolError, RequestRefused
 from syncrox.protocol import chat as proto
 
 MAX_ENTRIES = 500  # what the page can scroll back through
 FIRST_HISTORY = 50  # messages shown on joining
 MAX_IMAGE_CACHE_BYTES = 32 << 20  # fetched images kept per session (least recently used out)
+# Images a page shows inline at once, newest first: well inside the cache, so that showing
+# them never evicts one of them (which would fetch it again on every render).
+IMAGE_PAGE_BUDGET_BYTES = MAX_IMAGE_CACHE_BYTES // 2
 MAX_IMAGE_REQUESTS = 64  # image fetches waiting at once
+MAX_IMAGE_FAILURES = MAX_ENTRIES  # why an image could not be fetched, newest kept
+DISPLAY_MAX_WIDTH = 800  # wider images are shown scaled down (prepared once, on fetch)
+MAX_DISPLAY_PIXELS = 40_000_000  # a tiny file can claim a huge canvas: not decoded
 TYPING_SHOWN_S = 5.0
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 15.0
@@ -37,6 +47,32 @@ RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # then every 8 s while the page 
 # Ends a reconnect may cure; any other refusal (NAME_TAKEN, BAD_TOKEN, NOT_FOUND, ...) ends
 # the link with its reason on the page.
 TRANSIENT = frozenset({"EOF", "BROKEN", proto.OVERFLOW, TIMEOUT, RATE_LIMITED})
+# The file types the chat input offers, for the image types the CDN accepts (a type added
+# to the protocol without an extension here fails at import, not at upload).
+_EXTENSIONS = {"image/png": ("png",), "image/jpeg": ("jpg", "jpeg"), "image/gif": ("gif",),
+               "image/webp": ("webp",)}  # fmt: skip
+IMAGE_FILE_TYPES = tuple(ext for mime in sorted(proto.IMAGE_TYPES) for ext in _EXTENSIONS[mime])
+
+
+def max_image_upload_mb() -> int:
+    """The chat input's upload cap in MB (Streamlit counts MiB): the chat service's limit."""
+    return max(1, load_config().chat.max_image_bytes >> 20)
+
+
+def image_name(name: str) -> str:
+    """A browser file name as a chat image label: one word (a chat line's file name has no
+    blanks), NFC, and a plain fallback when the name is still not one the server accepts."""
+    word = "_".join(unicodedata.normalize("NFC", name).split())
+    try:
+        return proto.validate_chat_filename(word)
+    except ProtocolError:
+        return "image"
+
+
+def message_lines(text: str) -> list[str]:
+    """What one chat input becomes: a message per non-blank line (a chat line has no line
+    breaks, and the input lets people write several lines)."""
+    return [line for line in text.splitlines() if line.strip()]
 
 
 @dataclass(frozen=True)
@@ -47,7 +83,47 @@ class Notice:
     at_s: float
 
 
-Entry = proto.ChatMessage | proto.ImageMessage | Notice
+# The pages' names for what the link holds (views use ``backend``, never ``syncrox``).
+TextMessage = proto.ChatMessage
+ImageMessage = proto.ImageMessage
+Entry = TextMessage | ImageMessage | Notice
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A fetched image, ready for ``st.image(data, output_format=output_format)``.
+
+    ``st.image`` re-encodes bytes whose format differs from ``output_format`` (or that are
+    wider than the page) on every render; a live page renders twice a second. So each image
+    is prepared once, when it arrives: kept as it is when the browser can show it as sent,
+    else scaled down or converted once, and ``output_format`` says what it is."""
+
+    data: bytes
+    output_format: str  # "PNG", "JPEG" or "auto" (a GIF: kept animated)
+
+
+def picture(data: bytes) -> Picture:
+    """Prepare image bytes from the CDN for the page; ``ValueError`` if it cannot be shown."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_DISPLAY_PIXELS:
+                raise ValueError(f"{width}x{height} pixels is too large to show")
+            kind = image.format
+            if kind in ("PNG", "JPEG", "GIF") and width <= DISPLAY_MAX_WIDTH:
+                return Picture(data, "auto" if kind == "GIF" else kind)
+            image.thumbnail((DISPLAY_MAX_WIDTH, DISPLAY_MAX_WIDTH * 4))  # first frame only
+            if kind == "JPEG":
+                out, output_format = image.convert("RGB"), "JPEG"
+            else:
+                out, output_format = image.convert("RGBA"), "PNG"
+            buffer = io.BytesIO()
+            out.save(buffer, output_format)
+            return Picture(buffer.getvalue(), output_format)
+    except ValueError:
+        raise
+    except Exception as exc:  # PIL raises many kinds for a damaged or hostile image
+        raise ValueError(f"it cannot be decoded ({type(exc).__name__})") from exc
 
 
 @dataclass(frozen=True)
@@ -59,7 +135,7 @@ class ChatView:
     typing: list[str]
     status: str  # "connecting", "connected", "reconnecting", "closed"
     problem: str | None  # why the link is not connected, fit for the user
-    images: dict[int, bytes]
+    images: dict[int, Picture]
     image_failures: dict[int, str]
 
 
@@ -68,13 +144,12 @@ class _State:
     entries: collections.deque[Entry] = field(
         default_factory=lambda: collections.deque(maxlen=MAX_ENTRIES)
     )
-    ids: set[int] = field(default_factory=set)
-    last_id: int = 0
+    last_id: int = 0  # the highest message id held: the resume point
     present: set[str] = field(default_factory=set)
     typing_until: dict[str, float] = field(default_factory=dict)
     status: str = "connecting"
     problem: str | None = None
-    images: collections.OrderedDict[int, bytes] = field(default_factory=collections.OrderedDict)
+    images: collections.OrderedDict[int, Picture] = field(default_factory=collections.OrderedDict)
     image_bytes: int = 0
     image_failures: dict[int, str] = field(default_factory=dict)
     image_requests: set[int] = field(default_factory=set)
@@ -125,7 +200,10 @@ class ChatLink:
         """Ask for an image to be fetched (once); it appears in a later ``snapshot``."""
         with self._lock:
             state = self._state
-            if image_id in state.images or image_id in state.image_requests:
+            if image_id in state.images:
+                state.images.move_to_end(image_id)  # still shown: evicted last
+                return
+            if image_id in state.image_requests:
                 return
             if image_id in state.image_failures:
                 return
@@ -143,6 +221,10 @@ class ChatLink:
     def _connected(self) -> ChatClient:
         client = self._client
         if client is None or client.closed is not None:
+            with self._lock:
+                status, problem = self._state.status, self._state.problem
+            if status == "closed":
+                raise BackendError(f"the chat stopped: {problem}")
             raise BackendError("the chat is reconnecting; try again in a moment")
         return client
 
@@ -231,23 +313,35 @@ class ChatLink:
             except RequestRefused as exc:
                 self._image_failed(image_id, exc.message)
                 continue
-            self._keep_image(image_id, image.data)
+            except trio.TooSlowError:
+                self._image_failed(image_id, f"it did not arrive within {IMAGE_TIMEOUT_S:g} s")
+                continue
+            except BaseException:
+                # The connection ended (or the link is closing): a later render asks again.
+                with self._lock:
+                    self._state.image_requests.discard(image_id)
+                raise
+            try:  # decoding takes a while for a big image: not on the link's loop
+                shown = await trio.to_thread.run_sync(picture, image.data)
+            except ValueError as exc:
+                self._image_failed(image_id, str(exc))
+                continue
+            self._keep_image(image_id, shown)
 
     # ------------------------------------------------------------------ state updates
 
     def _remember(self, events: list[proto.RoomEvent]) -> None:
+        # Ids only grow in what reaches us: history up to the connection's watermark, then
+        # live messages above it, and on a reconnect exactly the ids above ``last_id``. So
+        # an id not above ``last_id`` is one already held (an overlap): drop it. That needs
+        # no set of seen ids, and nothing shows twice.
         with self._lock:
             state = self._state
             for event in events:
-                if event.id in state.ids:
-                    continue  # already shown: a resend or an overlap of history and live
-                if len(state.entries) == state.entries.maxlen:
-                    dropped = state.entries[0]
-                    if not isinstance(dropped, Notice):
-                        state.ids.discard(dropped.id)
+                if event.id <= state.last_id:
+                    continue
                 state.entries.append(event)
-                state.ids.add(event.id)
-                state.last_id = max(state.last_id, event.id)
+                state.last_id = event.id
 
     def _presence(self, user: str, *, joined: bool) -> None:
         with self._lock:
@@ -263,20 +357,25 @@ class ChatLink:
         with self._lock:
             self._state.status, self._state.problem = status, problem
 
-    def _keep_image(self, image_id: int, data: bytes) -> None:
+    def _keep_image(self, image_id: int, shown: Picture) -> None:
         with self._lock:
             state = self._state
             state.image_requests.discard(image_id)
-            state.images[image_id] = data
-            state.image_bytes += len(data)
+            if image_id in state.images:
+                return
+            state.images[image_id] = shown
+            state.image_bytes += len(shown.data)
             while state.image_bytes > MAX_IMAGE_CACHE_BYTES and len(state.images) > 1:
                 _, evicted = state.images.popitem(last=False)
-                state.image_bytes -= len(evicted)
+                state.image_bytes -= len(evicted.data)
 
     def _image_failed(self, image_id: int, reason: str) -> None:
         with self._lock:
+            failures = self._state.image_failures
             self._state.image_requests.discard(image_id)
-            self._state.image_failures[image_id] = reason
+            failures[image_id] = reason
+            while len(failures) > MAX_IMAGE_FAILURES:
+                del failures[next(iter(failures))]
 
 
 def _refusal_text(reason: Disconnected) -> str:
