@@ -134,12 +134,17 @@ class ExecConfig:
     # Requests beyond running + queued are answered BUSY at once.
     max_queued_runs: int = 16
     history_per_room: int = 500
+    # What a room's history keeps of a run's stdin: its first bytes, like each output stream
+    # (a longer one is marked truncated `stdin`); 500 runs x 64 KiB bounds it per room.
+    history_stdin_bytes: int = 64 * KIB
     history_page_max: int = 100
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
 
     def __post_init__(self) -> None:
         if self.max_concurrent_runs < 1 or self.history_page_max < 1:
             raise ConfigError("exec: max_concurrent_runs and history_page_max must be >= 1")
+        if self.history_stdin_bytes < 0:
+            raise ConfigError("exec.history_stdin_bytes must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ class Row:
 class Detail:
     row: Row
     code: str
+    stdin: str  # what the room's history kept of the run's stdin
+    stdin_cut: bool  # only its start was kept (or nothing: a run recorded before it was)
     outcome: Outcome
 
 
@@ -131,7 +133,8 @@ def history(token: str, limit: int) -> list[Row]:
 
 
 def show(token: str, run_id: int) -> Detail:
-    """One run of the caller's room, with its code and outputs (the server keeps no stdin)."""
+    """One run of the caller's room: its code, its stdin (as the history kept it) and its
+    outputs."""
 
     async def op(where: Endpoints) -> ShownRun:
         async with ExecClient.connect(where.host, where.port("exec")) as client:
@@ -146,12 +149,13 @@ def show(token: str, run_id: int) -> Detail:
         entry.exit_code,
         entry.compile_ms,
         entry.run_ms,
-        entry.truncated,
+        tuple(name for name in entry.truncated if name != proto.STDIN),
         _text(shown.diag),
         _text(shown.stdout),
         _text(shown.stderr),
     )
-    return Detail(_row(entry), _text(shown.code), outcome)
+    stdin_cut = proto.STDIN in entry.truncated
+    return Detail(_row(entry), _text(shown.code), _text(shown.stdin), stdin_cut, outcome)
 
 
 def _check_sizes(code: bytes, stdin: bytes) -> None:

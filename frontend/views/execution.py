@@ -2,10 +2,12 @@
 
 The result shown under Run is this browser session's own last run (the original showed a
 shared ``latest.json``: one person's output replaced everyone's); everyone's runs are in the
-room's history, which the server lists for the caller's room only. The languages are the
-service's (``LANGS``, asked once per session); the limits come from the config. Program
-output, code and user names are peer text: shown with ``st.code``/``st.dataframe``, never as
-markdown.
+room's history, which the server lists for the caller's room only. A run's detail there
+(code, stdin, outputs, times) comes from the server too, so every tab and room-mate sees the
+same (the stdin as the history keeps it: its first ``exec.history_stdin_bytes``). The
+languages are the service's (``LANGS``, asked once per session); the limits come from the
+config. Program output, code, stdin and user names are peer text: shown with
+``st.code``/``st.dataframe``, never as markdown.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ VERDICT_NOTES = {
     "MEMORY_LIMIT": "the program ran out of memory and was stopped",
     "OUTPUT_LIMIT": "the program wrote more than the output cap and was stopped",
 }
-KNOWN_STDIN = 100  # stdin of this session's own runs, kept for their detail (the server keeps none)
 KNOWN_DETAILS = 20  # past runs fetched with SHOW, kept per session (a run never changes)
 
 
@@ -97,11 +98,6 @@ def run(language: str, code: str, stdin: str) -> None:
         st.session_state.exec_last = (st.session_state.room, str(exc))
         return
     st.session_state.exec_last = (st.session_state.room, result)
-    if isinstance(result, Outcome) and result.run_id is not None:
-        known = _known_stdin()
-        known[(st.session_state.room, result.run_id)] = stdin
-        while len(known) > KNOWN_STDIN:
-            known.popitem(last=False)
 
 
 def last_result() -> None:
@@ -200,11 +196,8 @@ def detail(rows: list[Row]) -> None:
     with st.container(border=True, key="exec_run_detail"):
         st.caption(f"Code ({shown.row.language}, by {shown.row.user}, {shown.row.at})")
         st.code(shown.code, language=shown.row.language)
-        stdin = _known_stdin().get((st.session_state.room, chosen))
-        if stdin is None:
-            st.caption("stdin: not kept by the server (shown only for runs from this tab)")
-        else:
-            _block("stdin", stdin, wrap=False)
+        cut = " (the history kept only its start)" if shown.stdin_cut else ""
+        _block(f"stdin{cut}", shown.stdin, wrap=False)
         outcome(shown.outcome)
 
 
@@ -217,12 +210,6 @@ def _detail(run_id: int) -> Detail:
         while len(cache) > KNOWN_DETAILS:
             cache.popitem(last=False)
     return cache[key]
-
-
-def _known_stdin() -> collections.OrderedDict[tuple[str, int], str]:
-    known: collections.OrderedDict[tuple[str, int], str]
-    known = st.session_state.setdefault("exec_stdin_of", collections.OrderedDict())
-    return known
 
 
 def _label(row: Row) -> str:

@@ -38,11 +38,15 @@ class RunReply:
 
 @dataclass(frozen=True)
 class ShownRun:
+    """One run of the room's history; ``stdin`` is what the history kept of it (``"stdin"``
+    in ``entry.truncated``: only its first bytes)."""
+
     entry: proto.Entry
     code: bytes
     diag: bytes
     stdout: bytes
     stderr: bytes
+    stdin: bytes
 
 
 class ExecClient(LineClient):
@@ -88,9 +92,10 @@ class ExecClient(LineClient):
 
     async def show(self, run_id: int) -> ShownRun:
         entry = proto.parse_entry(await self.request(f"SHOW {int(run_id)}"))
-        sizes = (entry.code_bytes, entry.diag_bytes, entry.stdout_bytes, entry.stderr_bytes)
-        code, diag, stdout, stderr = [await self.conn.receive_body(size) for size in sizes]
-        return ShownRun(entry, code, diag, stdout, stderr)
+        sizes = (entry.code_bytes, entry.diag_bytes, entry.stdout_bytes, entry.stderr_bytes,
+                 entry.stdin_bytes)  # fmt: skip
+        code, diag, stdout, stderr, stdin = [await self.conn.receive_body(n) for n in sizes]
+        return ShownRun(entry, code, diag, stdout, stderr, stdin)
 
     async def ping(self) -> None:
         proto.expect_reply(await self.request("PING"), "PONG", 0)

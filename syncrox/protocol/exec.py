@@ -9,16 +9,19 @@
                                                <stdout_bytes> <stderr_bytes>,
                                                then diag, stdout, stderr (raw bytes)
     HISTORY [<limit>]                       -> HISTORY <n>, then n x ENTRY ... (newest first)
-    SHOW <id>                               -> ENTRY ..., then code, diag, stdout, stderr
+    SHOW <id>                               -> ENTRY ..., then code, diag, stdout, stderr,
+                                               stdin (raw bytes)
     PING                                    -> PONG
     BYE                                     -> OK BYE
     anything wrong                          -> ERR <code> <text>
 
     ENTRY <id> <at_ms> <user> <lang> <verdict> <exit> <compile_ms> <run_ms> <truncated>
-          <code_bytes> <diag_bytes> <stdout_bytes> <stderr_bytes>
+          <code_bytes> <diag_bytes> <stdout_bytes> <stderr_bytes> <stdin_bytes>
 
 A field that does not apply is ``-`` (no exit status after a timeout, no compile time for
-Python). ``<truncated>`` is ``-`` or a comma-separated subset of ``diag,stdout,stderr``.
+Python). ``<truncated>`` is ``-`` or a comma-separated subset of ``diag,stdout,stderr``; in an
+``ENTRY`` it may also name ``stdin``: the history kept only the first bytes of the run's stdin
+(``exec.history_stdin_bytes``), and ``<stdin_bytes>`` is the size of what it kept.
 
 The bodies of a ``RUN`` are read in full whenever its sizes are acceptable, even if the
 request is then refused (unknown language, not admitted, BUSY), so they are never parsed as
@@ -60,6 +63,9 @@ MAX_ID = 2**63 - 1
 MAX_DECIMAL_DIGITS = 19
 NONE = "-"
 STREAM_NAMES = ("diag", "stdout", "stderr")
+# An ENTRY's <truncated> may also say that the history kept only a prefix of the stdin.
+STDIN = "stdin"
+ENTRY_TRUNCATED_NAMES = (*STREAM_NAMES, STDIN)
 # What a client accepts in one listing / reply body before calling the server broken.
 MAX_LISTED = 10_000
 MAX_REPLY_BODY_BYTES = 16 * 1024 * 1024
@@ -183,7 +189,8 @@ class ResultHeader:
 
 @dataclass(frozen=True)
 class Entry:
-    """An ``ENTRY`` line of the history: one past run, its outputs described by size."""
+    """An ``ENTRY`` line of the history: one past run, its bodies described by size (the
+    stdin as the history kept it)."""
 
     run_id: int
     at_ms: int
@@ -198,6 +205,7 @@ class Entry:
     diag_bytes: int
     stdout_bytes: int
     stderr_bytes: int
+    stdin_bytes: int
 
 
 def format_langs() -> str:
@@ -238,6 +246,7 @@ def format_entry(entry: Entry) -> str:
         str(entry.diag_bytes),
         str(entry.stdout_bytes),
         str(entry.stderr_bytes),
+        str(entry.stdin_bytes),
     ]
     return " ".join(["ENTRY", *fields])
 
@@ -253,19 +262,20 @@ def parse_result(line: str, *, max_body_bytes: int = MAX_REPLY_BODY_BYTES) -> Re
         _opt_int(parts[2], "exit", signed=True),
         _opt_int(parts[3], "compile_ms", signed=False),
         _opt_int(parts[4], "run_ms", signed=False),
-        _parse_flags(parts[5]),
+        _parse_flags(parts[5], STREAM_NAMES),
         *sizes,
     )
 
 
 def parse_entry(line: str, *, max_body_bytes: int = MAX_REPLY_BODY_BYTES) -> Entry:
-    parts = expect_reply(line, "ENTRY", 13)
+    """Parse an ``ENTRY`` line from a server (untrusted: bounded, ``RemoteProtocolError``)."""
+    parts = expect_reply(line, "ENTRY", 14)
     run_id, at_ms = _decimal(parts[0], "id"), _decimal(parts[1], "at_ms")
     try:
         language = Language(parts[3])
     except ValueError:
         raise RemoteProtocolError(BAD_LANGUAGE, "unknown language in ENTRY") from None
-    sizes = [parse_size(text, limit=max_body_bytes, what="body size") for text in parts[9:13]]
+    sizes = [parse_size(text, limit=max_body_bytes, what="body size") for text in parts[9:14]]
     return Entry(
         run_id,
         at_ms,
@@ -275,7 +285,7 @@ def parse_entry(line: str, *, max_body_bytes: int = MAX_REPLY_BODY_BYTES) -> Ent
         _opt_int(parts[5], "exit", signed=True),
         _opt_int(parts[6], "compile_ms", signed=False),
         _opt_int(parts[7], "run_ms", signed=False),
-        _parse_flags(parts[8]),
+        _parse_flags(parts[8], ENTRY_TRUNCATED_NAMES),
         *sizes,
     )
 
@@ -319,10 +329,10 @@ def _flags(names: tuple[str, ...]) -> str:
     return ",".join(names) if names else NONE
 
 
-def _parse_flags(text: str) -> tuple[str, ...]:
+def _parse_flags(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     if text == NONE:
         return ()
     names = tuple(text.split(","))
-    if not set(names) <= set(STREAM_NAMES) or len(set(names)) != len(names):
-        raise RemoteProtocolError(BAD_ARGUMENT, "truncated must name diag, stdout or stderr")
+    if not set(names) <= set(allowed) or len(set(names)) != len(names):
+        raise RemoteProtocolError(BAD_ARGUMENT, f"truncated must name {', '.join(allowed)}")
     return names

@@ -4,8 +4,10 @@ A connection proves membership first (``HELLO <user> <room> [<token>]`` or ``AUT
 checked by the room registry) and holds a presence in that room while open; everything it
 runs or reads afterwards belongs to that room, so history never crosses rooms. ``RUN``
 carries the language and two bodies (code, stdin); the reply carries the verdict, the
-durations and three bodies (diag, stdout, stderr). The grammar is ``syncrox.protocol.exec``;
-containers, limits and verdicts are ``syncrox.sandbox``.
+durations and three bodies (diag, stdout, stderr). The room's history keeps the code, the
+outputs and the first ``exec.history_stdin_bytes`` of the stdin; ``SHOW`` sends them back.
+The grammar is ``syncrox.protocol.exec``; containers, limits and verdicts are
+``syncrox.sandbox``.
 
 Load: at most ``exec.max_concurrent_runs`` jobs run at once, in arrival order; up to
 ``exec.max_queued_runs`` more wait; beyond that a request is answered ``ERR BUSY`` at once
@@ -224,10 +226,13 @@ class ExecSession:
         """Store the run in the room's history; ``None`` if it is not an execution at all."""
         if result.verdict is Verdict.SANDBOX_UNAVAILABLE:
             return None
+        # The stdin is kept like an output stream: its first bytes, marked when cut.
+        stdin = request.stdin[: self.config.history_stdin_bytes]
+        truncated = result.truncated + ((proto.STDIN,) if len(stdin) < len(request.stdin) else ())
         record = NewExecution(
             member.code, member.user, request.language.value, submitted_s, result.verdict.value,
-            result.exit_code, result.compile_ms, result.run_ms, result.truncated,
-            request.code, len(request.stdin), result.diag, result.stdout, result.stderr,
+            result.exit_code, result.compile_ms, result.run_ms, truncated, request.code, stdin,
+            len(request.stdin), result.diag, result.stdout, result.stderr,
         )  # fmt: skip
         run_id: int | None = None
         try:
@@ -252,12 +257,13 @@ class ExecSession:
         if found is None:
             raise LocalProtocolError(NOT_FOUND, f"no run {run_id} in room {member.code}")
         head = encode_line(proto.format_entry(_entry(found.summary)))
-        await self.conn.send(head + found.code + found.diag + found.stdout + found.stderr)
+        bodies = found.code + found.diag + found.stdout + found.stderr + found.stdin
+        await self.conn.send(head + bodies)
 
 
 def _entry(run: ExecutionSummary) -> proto.Entry:
     return proto.Entry(
         run.run_id, round(run.created_at * 1000), run.user, Language(run.language),
         Verdict(run.verdict), run.exit_code, run.compile_ms, run.run_ms, run.truncated,
-        run.code_bytes, run.diag_bytes, run.stdout_bytes, run.stderr_bytes,
+        run.code_bytes, run.diag_bytes, run.stdout_bytes, run.stderr_bytes, run.stdin_bytes,
     )  # fmt: skip

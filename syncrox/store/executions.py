@@ -1,10 +1,12 @@
 """Per-room history of code executions: the interface the exec service needs, and SQLite.
 
-Each run is one row: who, when, which language, the verdict, the durations, the code and
-the (already capped) outputs; of the stdin only its size is kept. A room keeps its newest
-``keep`` runs. Rows belong to their room (``ON DELETE CASCADE``): when a room expires its
-history goes with it, so a later room that happens to get the same code never sees it. Ids
-are never reused (``AUTOINCREMENT``), so an id always names the same run or none.
+Each run is one row: who, when, which language, the verdict, the durations, the code, the
+(already capped) outputs, and the stdin as the caller chose to keep it (the exec service keeps
+its first ``exec.history_stdin_bytes`` and marks a longer one truncated ``stdin``) with the
+size it had when submitted. A room keeps its newest ``keep`` runs. Rows belong to their room
+(``ON DELETE CASCADE``): when a room expires its history goes with it, so a later room that
+happens to get the same code never sees it. Ids are never reused (``AUTOINCREMENT``), so an
+id always names the same run or none.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ SCHEMA = Schema(
         );
         CREATE INDEX executions_by_room ON executions (room, id);
         """,
+        # The stdin is kept too. Runs recorded before kept none: theirs reads as empty, and
+        # one that had a stdin is marked truncated `stdin` (nothing of it was kept).
+        """
+        ALTER TABLE executions ADD COLUMN stdin BLOB NOT NULL DEFAULT x'';
+        UPDATE executions
+            SET truncated = CASE truncated WHEN '' THEN 'stdin' ELSE truncated || ',stdin' END
+            WHERE stdin_bytes > 0;
+        """,
     ),
 )
 
@@ -54,7 +64,8 @@ class NewExecution:
     run_ms: int | None
     truncated: tuple[str, ...]
     code: bytes
-    stdin_bytes: int
+    stdin: bytes  # what the history keeps of the stdin: all of it, or its first bytes
+    stdin_bytes: int  # the size of the stdin as submitted
     diag: bytes
     stdout: bytes
     stderr: bytes
@@ -78,6 +89,7 @@ class ExecutionSummary:
     diag_bytes: int
     stdout_bytes: int
     stderr_bytes: int
+    stdin_bytes: int  # of the stdin kept (``stdin`` in ``truncated``: the run had more)
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,7 @@ class ExecutionRecord:
     diag: bytes
     stdout: bytes
     stderr: bytes
+    stdin: bytes
 
 
 class ExecutionStore(Protocol):
@@ -102,10 +115,11 @@ class ExecutionStore(Protocol):
 
 _SELECT_SUMMARY = (
     "SELECT id, room, user, language, created_at, verdict, exit_code, compile_ms, run_ms,"
-    " truncated, length(code), length(diag), length(stdout), length(stderr)"
+    " truncated, length(code), length(diag), length(stdout), length(stderr), length(stdin)"
 )
+_SUMMARY_COLUMNS = 15
 _SELECT_RECENT = _SELECT_SUMMARY + " FROM executions WHERE room = ? ORDER BY id DESC LIMIT ?"
-_SELECT_ONE = _SELECT_SUMMARY + ", code, diag, stdout, stderr FROM executions"
+_SELECT_ONE = _SELECT_SUMMARY + ", code, diag, stdout, stderr, stdin FROM executions"
 _SELECT_ONE += " WHERE room = ? AND id = ?"
 
 
@@ -119,11 +133,13 @@ class SqliteExecutionStore:
                 cursor = conn.execute(
                     "INSERT INTO executions (room, user, language, created_at, verdict,"
                     " exit_code, compile_ms, run_ms, truncated, code, stdin_bytes, diag,"
-                    " stdout, stderr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " stdout, stderr, stdin)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         run.room, run.user, run.language, run.created_at, run.verdict,
                         run.exit_code, run.compile_ms, run.run_ms, ",".join(run.truncated),
                         run.code, run.stdin_bytes, run.diag, run.stdout, run.stderr,
+                        run.stdin,
                     ),
                 )  # fmt: skip
                 run_id = int(cursor.lastrowid or 0)
@@ -144,7 +160,8 @@ class SqliteExecutionStore:
         row = await self._db.run(lambda c: c.execute(_SELECT_ONE, (room, run_id)).fetchone())
         if row is None:
             return None
-        return ExecutionRecord(_summary(row[:14]), *(bytes(blob) for blob in row[14:]))
+        blobs = (bytes(blob) for blob in row[_SUMMARY_COLUMNS:])
+        return ExecutionRecord(_summary(row[:_SUMMARY_COLUMNS]), *blobs)
 
 
 def _summary(row: tuple[object, ...]) -> ExecutionSummary:

@@ -1,6 +1,7 @@
 """Code Execution in a real browser against one real ``syncrox-trio run`` and a real engine:
 Python with stdin, a C compile error, an infinite loop's time limit; the room's history lists
-them, and someone in another room sees none of them. Without an engine the page says so
+them with their detail (a room-mate sees the same stdin), and someone in another room sees
+none of them. Without an engine the page says so
 plainly (fixtures and steps: ``tests/e2e/browser.py``)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.e2e.browser import create_room, go_to, open_home, running_ui
+from tests.e2e.browser import create_room, go_to, join_room, open_home, running_ui
 from tests.sandbox.engine_env import usable_engine
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -38,7 +39,7 @@ def open_execution(page: Page) -> None:
     expect(page.get_by_role("heading", name="Code Execution")).to_be_visible()
 
 
-def choose(page: Page, widget: Locator, option: str) -> None:
+def choose(page: Page, widget: Locator, option: str | re.Pattern[str]) -> None:
     """Open a select box and pick an option. A rerun landing at the moment it opens (the
     sidebar's live fragment, a busy machine) can close the list: open it again."""
     for _ in range(OPEN_ATTEMPTS - 1):
@@ -89,7 +90,7 @@ def test_runs_show_their_verdicts_and_only_the_rooms_history(
 ) -> None:
     with usable_engine(), running_ui(tmp_path / "data", extra=LIMITS) as (url, _):
         alice = open_home(browser, url)
-        create_room(alice, "alice")
+        room = create_room(alice, "alice")
         open_execution(alice)
         expect(alice.get_by_text("No runs in this room yet.")).to_be_visible()
         mine = last_run(alice)
@@ -98,16 +99,26 @@ def test_runs_show_their_verdicts_and_only_the_rooms_history(
         expect(mine.get_by_text(re.compile(r"^OK: "))).to_be_visible()
         expect(mine.locator("code").filter(has_text="hello Bob")).to_be_visible()
         history_caption(alice, 1, 1)
-        # The newest run's detail: its code from the server, its stdin from this tab.
-        expect(run_detail(alice).locator("code").filter(has_text="sys.stdin")).to_be_visible()
-        expect(
-            run_detail(alice).locator("code").filter(has_text=re.compile(r"^Bob$"))
-        ).to_be_visible()
+        # The newest run's detail, from the room's history: its code and its stdin, the same
+        # for a room-mate who never saw the run happen.
+        carol = open_home(browser, url)
+        join_room(carol, "carol", room)
+        open_execution(carol)
+        for page in (alice, carol):
+            expect(run_detail(page).locator("code").filter(has_text="sys.stdin")).to_be_visible()
+            expect(
+                run_detail(page).locator("code").filter(has_text=re.compile(r"^Bob$"))
+            ).to_be_visible()
+        carol.context.close()
 
         run_code(alice, "c", BROKEN_C)
         expect(mine.get_by_text(re.compile(r"^COMPILE_ERROR: "))).to_be_visible()
         expect(mine.locator("code").filter(has_text="undefined_name")).to_be_visible()
         history_caption(alice, 2, 2)
+        # The C run had no stdin: its detail says so.
+        details = alice.get_by_test_id("stSelectbox").filter(has_text="Details of run")
+        choose(alice, details, re.compile(r"^#2 · alice · c · COMPILE_ERROR"))
+        expect(run_detail(alice).get_by_text("stdin: empty")).to_be_visible()
 
         bob = open_home(browser, url)  # someone else, in a room of their own
         create_room(bob, "bob")

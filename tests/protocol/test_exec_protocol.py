@@ -121,17 +121,75 @@ entries = st.builds(
     exit_code=st.none() | st.integers(-255, 255),
     compile_ms=st.none() | st.integers(0, 10**7),
     run_ms=st.none() | st.integers(0, 10**7),
-    truncated=st.sampled_from([(), ("stdout",), ("diag", "stderr")]),
+    truncated=st.sampled_from(
+        [(), ("stdout",), ("diag", "stderr"), ("stdin",), ("stdout", "stdin")]
+    ),
     code_bytes=st.integers(0, 65536),
     diag_bytes=st.integers(0, 65536),
     stdout_bytes=st.integers(0, 65536),
     stderr_bytes=st.integers(0, 65536),
+    stdin_bytes=st.integers(0, 1 << 20),
 )
 
 
 @given(entries)
 def test_entry_line_round_trips(entry: proto.Entry) -> None:
     assert proto.parse_entry(proto.format_entry(entry)) == entry
+
+
+def test_an_entry_announces_its_stdin_last() -> None:
+    line = "ENTRY 7 1700000000000 bob python OK 0 - 61 stdout,stdin 43 0 6 0 65536"
+    entry = proto.parse_entry(line)
+    assert (entry.code_bytes, entry.stdout_bytes, entry.stdin_bytes) == (43, 6, 65536)
+    assert entry.truncated == ("stdout", "stdin")
+    assert proto.format_entry(entry) == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # The pre-stdin form (13 fields) and one field too many.
+        "ENTRY 7 1700000000000 bob python OK 0 - 61 - 43 0 6 0",
+        "ENTRY 7 1700000000000 bob python OK 0 - 61 - 43 0 6 0 5 5",
+        "ENTRY 7 1700000000000 bob python OK 0 - 61 - 43 0 6 0 x",
+        "ENTRY 7 1700000000000 bob python OK 0 - 61 - 43 0 6 0 -1",
+        "ENTRY 7 1700000000000 bob python OK 0 - 61 - 43 0 6 0 1048577",
+        "ENTRY 7 1700000000000 bob python OK 0 - 61 - 43 0 6 0 9999999999999",
+        "ENTRY 7 1700000000000 bob python OK 0 - 61 stdin,stdin 43 0 6 0 5",
+        "ENTRY 7 1700000000000 bob python OK 0 - 61 code 43 0 6 0 5",
+        "ENTRY 7 1700000000000 bob cobol OK 0 - 61 - 43 0 6 0 5",
+        "ENTRY 7 1700000000000 <b> python OK 0 - 61 - 43 0 6 0 5",
+    ],
+)
+def test_malformed_entries_are_refused(line: str) -> None:
+    with pytest.raises(RemoteProtocolError):
+        proto.parse_entry(line, max_body_bytes=1 << 20)
+
+
+def test_a_result_never_names_stdin_truncated() -> None:
+    with pytest.raises(RemoteProtocolError):
+        proto.parse_result("RESULT 1 OK 0 - 5 stdin 0 0 0")
+
+
+@given(st.text(max_size=200))
+def test_any_reply_line_parses_or_raises_a_remote_protocol_error(line: str) -> None:
+    for parse_reply in (proto.parse_entry, proto.parse_result):
+        try:
+            parse_reply(line)
+        except RemoteProtocolError:
+            pass
+
+
+@given(entries)
+def test_any_mangled_entry_parses_or_raises_a_remote_protocol_error(entry: proto.Entry) -> None:
+    words = proto.format_entry(entry).split(" ")
+    for index in range(len(words)):
+        for replacement in ("", "-", "x", "-1", "9" * 30, "é"):
+            mangled = " ".join([*words[:index], replacement, *words[index + 1 :]])
+            try:
+                proto.parse_entry(mangled)
+            except RemoteProtocolError:
+                pass
 
 
 @pytest.mark.parametrize(

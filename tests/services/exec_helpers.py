@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trio
 
 from syncrox.config import Config, ExecConfig, TcpLimits
+from syncrox.sandbox.model import ExecResult, Job, Verdict
+from syncrox.sandbox.runner import Sandbox
 from syncrox.services.context import BoundPorts
 from syncrox.services.runner import run_services
 from tests.conftest import make_config
@@ -67,3 +70,23 @@ async def admitted(ports: BoundPorts, user: str, room: str) -> AsyncIterator[Raw
     async with raw_client(ports["exec"]) as client:
         assert await client.ask(f"HELLO {user} {room}") == f"OK HELLO {room} {user}"
         yield client
+
+
+def echo_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs without an engine: every job is ``OK`` and prints its stdin (what the service
+    records and serves around a run is then testable; the engine's part is not involved)."""
+
+    async def run(self: Sandbox, job: Job) -> ExecResult:
+        await trio.lowlevel.checkpoint()
+        return ExecResult(Verdict.OK, exit_code=0, run_ms=1, stdout=job.stdin[:64])
+
+    monkeypatch.setattr(Sandbox, "run", run)
+
+
+async def read_shown(client: RawClient) -> tuple[list[str], list[bytes]]:
+    """A SHOW reply: its ENTRY line split into words, then its five bodies."""
+    line = await client.line()
+    assert line is not None and line.startswith("ENTRY "), line
+    words = line.split(" ")
+    bodies = [await client.conn.receive_body(int(size)) for size in words[10:15]]
+    return words, bodies

@@ -61,6 +61,7 @@ async def test_run_history_and_show(ports: BoundPorts) -> None:
             assert {e.user for e in entries} == {"bob"}
             shown = await client.show(header.run_id)
             assert shown.code == HELLO[Language.PYTHON] and shown.stdout == b"hello room\n"
+            assert shown.stdin == b"room\n" and shown.entry.truncated == ()
             assert shown.entry.language is Language.PYTHON
 
 

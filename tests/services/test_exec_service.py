@@ -19,8 +19,10 @@ from tests.services.exec_helpers import (
     NO_ENGINE,
     admitted,
     create_room,
+    echo_sandbox,
     exec_config,
     read_result,
+    read_shown,
     run_request,
     running,
 )
@@ -116,6 +118,48 @@ async def test_history_and_show_need_admission_and_an_existing_run(ports: BoundP
             assert await client.ask(f"HELLO bob {code}") == f"OK HELLO {code} bob"
             assert (await client.ask("SHOW 1")).startswith("ERR NOT_FOUND ")
             assert (await client.ask("SHOW x")).startswith("ERR BAD_ARGUMENT ")
+
+
+async def test_show_sends_the_stdin_the_history_kept_and_only_to_its_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    echo_sandbox(monkeypatch)
+    config = exec_config(
+        tmp_path / "data", docker_host=NO_ENGINE, exec_overrides={"history_stdin_bytes": 8}
+    )
+    with trio.fail_after(10):
+        async with running(config) as bound:
+            code, _ = await create_room(bound)
+            async with admitted(bound, "bob", code) as client:
+                ids = []
+                # A stdin that looks like commands, one beyond what history keeps, none.
+                for stdin in (b"BYE\nPING\n", b"12345678", b""):
+                    await client.send(run_request("python", b"print(input())", stdin))
+                    words, _, stdout, _ = await read_result(client)
+                    assert words[2] == "OK" and words[6] == "-" and stdout == stdin
+                    ids.append(int(words[1]))
+                history = await client.ask("HISTORY")
+                entries = [await client.line() for _ in range(int(history.split(" ")[1]))]
+                assert [e.split(" ")[9:] for e in entries if e] == [
+                    ["-", "14", "0", "0", "0", "0"],
+                    ["-", "14", "0", "8", "0", "8"],
+                    ["stdin", "14", "0", "9", "0", "8"],
+                ]
+                await client.send(f"SHOW {ids[0]}\n".encode())
+                words, bodies = await read_shown(client)
+                assert len(words) == 15 and words[9] == "stdin"
+                assert bodies == [b"print(input())", b"", b"BYE\nPING\n", b"", b"BYE\nPING"]
+                await client.send(f"SHOW {ids[2]}\n".encode())
+                words, bodies = await read_shown(client)
+                assert words[9] == "-" and bodies[4] == b""
+                assert await client.ask("PING") == "PONG"
+            other, _ = await create_room(bound, "carol")
+            async with admitted(bound, "dan", other) as client:
+                assert await client.ask("HISTORY") == "HISTORY 0"
+                for run_id in ids:
+                    reply = await client.ask(f"SHOW {run_id}")
+                    assert reply == f"ERR NOT_FOUND no run {run_id} in room {other}"
+                assert await client.ask("PING") == "PONG"
 
 
 async def test_a_stalled_body_times_out_and_closes(tmp_path: Path) -> None:
