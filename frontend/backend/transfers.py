@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -192,6 +193,8 @@ class JobView:
     points: list[Point]
     outcome: Outcome | None
     problem: str | None  # why it ended without an outcome
+    events_seen: int = 0
+    newest_event_at: float | None = None  # Unix time the newest event was recorded
 
     @property
     def running(self) -> bool:
@@ -211,10 +214,12 @@ class _Points:
     stride: int = 1
     count: int = 0
     rows: list[Point] = field(default_factory=list)
+    newest_at: float | None = None  # when the newest event was recorded (Unix time)
 
     def add(self, event: TransferEvent) -> None:
         index, kind = self.count, event.kind.value
         self.count += 1
+        self.newest_at = time.time()  # the core records an event as it happens
         if kind in _ROUTINE and index % self.stride:
             return
         ssthresh = event.ssthresh if event.ssthresh < INITIAL_SSTHRESH else None
@@ -264,6 +269,7 @@ class TransferJob:
             return JobView(
                 name=self.name, plan=self.plan, status=status, done=self._done,
                 total=self._total, points=list(self._points.rows), outcome=self._outcome,
+                events_seen=self._points.count, newest_event_at=self._points.newest_at,
                 problem=problem,
             )  # fmt: skip
 

@@ -9,6 +9,7 @@ plain-text widgets only, never as markdown.
 from __future__ import annotations
 
 import datetime
+import time
 
 import altair as alt
 import streamlit as st
@@ -208,10 +209,19 @@ def show_job(view: transfers.JobView) -> None:
         fraction = 1.0
     st.progress(fraction, text=f"{view.done:,} / {view.total:,} bytes ({fraction:.0%})")
     if view.points:
-        st.caption("CWND vs Event Sequence (solid: cwnd, dashed: ssthresh)")
+        # The newest event's time tells a viewer (and bench/ui.py) how fresh the chart is.
+        newest = clock_ms(view.newest_event_at)
+        st.caption(f"CWND vs Event Sequence (solid: cwnd, dashed: ssthresh) · "
+                   f"{view.events_seen:,} events, newest at {newest}")  # fmt: skip
         st.altair_chart(cwnd_chart(view.points), width="stretch", height=CHART_HEIGHT_PX + 90)
     elif view.running:
         st.caption("Waiting for the first acknowledgements...")
+
+
+def clock_ms(at: float | None) -> str:
+    if at is None:
+        return "-"
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
 
 
 def cwnd_chart(points: list[transfers.Point]) -> alt.LayerChart:
