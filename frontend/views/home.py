@@ -76,11 +76,11 @@ def service_status() -> None:
         except backend.BackendError as exc:
             st.error(plain(str(exc)))
             return
-        for probe in probes:
+        for probe in probes:  # labels are ours; a failure's detail is shown as plain text
             if probe.up:
-                st.text(f"🟢 {probe.label}: up, {probe.latency_ms:.1f} ms")
+                st.markdown(f":green-badge[up] {probe.label} · {probe.latency_ms:.1f} ms")
             else:
-                st.text(f"🔴 {probe.label}: down ({probe.detail})")
+                st.markdown(f":red-badge[down] {probe.label} · {plain(probe.detail)}")
 
 
 if state.in_room():

@@ -115,11 +115,11 @@ def test_in_a_room_home_shows_every_service_up_with_its_latency(server: dict[str
     app = fresh_app()
     app.text_input(key="home_user").input("erin")
     app.button(key="home_create").click().run()
-    shown = "\n".join(text.value for text in app.text)
+    shown = "\n".join(line.value for line in app.markdown)
     labels = ["Room manager (TCP)", "Chat + image CDN (TCP)", "File control (TCP)",
               "File data (UDP)", "Collaborative editor (TCP)", "Code execution (TCP)"]  # fmt: skip
     for label in labels:
-        assert f"🟢 {label}: up, " in shown, shown
+        assert f":green-badge[up] {label} · " in shown, shown
     assert " ms" in shown
 
 
@@ -134,7 +134,7 @@ def test_a_service_that_is_down_is_shown_down(
         ports_file.write_text(json.dumps(ports))
         monkeypatch.setenv("SYNCROX_PORTS_FILE", str(ports_file))
         app = fresh_app()  # the status expander is on Home, in a room or not
-    shown = "\n".join(text.value for text in app.text)
-    assert "🔴 Chat + image CDN (TCP): down (" in shown
-    assert "🔴 File data (UDP): down (no answer within 1 s)" in shown  # a silent UDP port
+    shown = "\n".join(line.value for line in app.markdown)
+    assert ":red-badge[down] Chat + image CDN (TCP) · cannot reach" in shown, shown
+    assert ":red-badge[down] File data (UDP) · no answer within 1 s" in shown  # silent UDP
     assert not app.exception
