@@ -13,7 +13,7 @@ ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: install run test browser check lint typecheck fuzz fuzz-ci bench clean
+.PHONY: install run test browser check lint typecheck fuzz fuzz-ci bench screenshots clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -74,6 +74,11 @@ bench: install
 		case $$script in bench/common.py) continue;; esac; \
 		echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) $(ARGS); \
 	done
+
+# The README's pictures: Chromium drives a live run (with the sandbox engine, as `make run`)
+# and writes docs/screenshots/*.png.
+screenshots: install browser
+	$(ENGINE) run -- $(PY) -m tests.e2e.screenshots $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis
