@@ -47,8 +47,13 @@ class TransferMachine(RuleBasedStateMachine):
         buffer_chunks: int,
         seed: int,
     ) -> None:
-        # Retries and idle limits high enough that only the rules below decide the fate.
-        limits = Limits(max_retries=200, idle_timeout_s=1e9, buffer_bytes=buffer_chunks * mss)
+        # Retries, idle and stall limits high enough that only the rules below decide the
+        # fate: fire_timers alone is a blackout, and five minutes of one ends a live session
+        # by design (STALLED: tested on its own in test_connection.py).
+        limits = Limits(
+            max_retries=200, idle_timeout_s=1e9, stall_timeout_s=1e9,
+            buffer_bytes=buffer_chunks * mss,
+        )  # fmt: skip
         network = FakeNetwork(random.Random(seed), delay_s=0.01)
         self.pair = Pair(
             make_file(size, seed), direction, network, algo=algo, codec=codec, mss=mss,
