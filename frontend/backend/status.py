@@ -7,6 +7,7 @@ already answers (``syncrox.client.probe``). The web UI itself is up if this page
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 
@@ -53,19 +54,28 @@ def probe_all() -> list[Probe]:
 
 
 async def _probe_into(results: dict[str, Probe], host: str, name: str, port: int) -> None:
-    started = time.perf_counter()
     detail = f"no answer within {PROBE_TIMEOUT_S:g} s"
     with trio.move_on_after(PROBE_TIMEOUT_S):
         try:
             if name == "files_udp":
-                await probe_file_data(host, port)
+                latency_s = await probe_file_data(host, port)
             else:
-                stream = await trio.open_tcp_stream(host, port)
-                await stream.aclose()
-        except Exception as exc:
+                latency_s = await _connect_time(host, port)
+        except Exception as exc:  # down, whatever the reason: say it
             detail = user_message(exc)
         else:
-            latency_ms = (time.perf_counter() - started) * 1000
-            results[name] = Probe(name, LABELS[name], port, True, latency_ms)
+            results[name] = Probe(name, LABELS[name], port, True, latency_s * 1000)
             return
     results[name] = Probe(name, LABELS[name], port, False, detail=detail)
+
+
+async def _connect_time(host: str, port: int) -> float:
+    """Seconds from SYN to SYN-ACK: the connect alone (name resolution, done first, and
+    closing are not part of the round trip)."""
+    family, kind, protocol, _, address = (
+        await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    )[0]
+    with trio.socket.socket(family, kind, protocol) as sock:
+        started = time.perf_counter()
+        await sock.connect(address)
+        return time.perf_counter() - started
