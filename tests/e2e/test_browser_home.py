@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.browser import open_home, type_into
+from tests.e2e.browser import create_room, join_room, open_home, type_into
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,3 +44,22 @@ def test_refusals_are_shown_on_the_page(browser: Browser, ui_url: str) -> None:
     page.get_by_role("button", name="Join").click()
     expect(page.get_by_text("no room 1000")).to_be_visible()
     expect(page.get_by_role("heading", name=re.compile(r"^Room "))).to_have_count(0)
+
+
+def test_leaving_the_room_ends_the_persons_presence(browser: Browser, ui_url: str) -> None:
+    # The original only forgot its clients on "Leave": the sockets stayed open and the user
+    # stayed present in the room for everyone else.
+    alice = open_home(browser, ui_url)
+    code = create_room(alice, "alice")
+    bob = open_home(browser, ui_url)
+    join_room(bob, "bob", code)
+    expect(alice.get_by_text("People here (2)")).to_be_visible()
+    bob.get_by_role("button", name="Leave room").click()
+    expect(bob.get_by_role("button", name="Create a new room")).to_be_visible()
+    expect(alice.get_by_text("People here (1)")).to_be_visible()
+    # A reload does not bring the left room back (the tab's saved login was erased).
+    bob.reload()
+    expect(bob.get_by_role("heading", name="SyncroX")).to_be_visible()
+    bob.wait_for_timeout(2000)
+    expect(bob.get_by_role("button", name="Create a new room")).to_be_visible()
+    expect(bob.get_by_role("heading", name=f"Room {code}")).to_have_count(0)
