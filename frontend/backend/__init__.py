@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import trio
 
-from backend.errors import BackendError, user_message
+from backend.errors import BackendError, failed
 from syncrox.client.endpoints import Endpoints
 from syncrox.client.rooms import RoomsClient
 from syncrox.config import load_config
@@ -46,7 +46,7 @@ def call(operation: Callable[[Endpoints], Awaitable[T]], *, timeout_s: float = C
     try:
         return trio.run(bounded)
     except Exception as exc:
-        raise BackendError(user_message(exc)) from exc
+        raise failed(exc, getattr(operation, "__qualname__", "call")) from exc
 
 
 def create_room(user: str) -> tuple[str, str]:

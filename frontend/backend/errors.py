@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+
 import trio
 
 from syncrox.errors import LocalProtocolError, RequestRefused, SyncroxError, leaf_exceptions
+from syncrox.logs import log_event
+
+logger = logging.getLogger("syncrox.ui")
 
 
 class BackendError(Exception):
     """A call failed; ``str()`` is a message fit for the user."""
+
+
+def failed(exc: BaseException, operation: str) -> BackendError:
+    """The error a page shows for ``exc``, with one log line saying what failed and why
+    (the UI's stderr is ``syncrox-trio run``'s)."""
+    message = user_message(exc)
+    log_event(logger, "ui.call_failed", logging.WARNING, call=operation, reason=message)
+    return exc if isinstance(exc, BackendError) else BackendError(message)
 
 
 def user_message(exc: BaseException) -> str:

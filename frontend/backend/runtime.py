@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import trio
 
-from backend.errors import BackendError, user_message
+from backend.errors import BackendError, failed, user_message
 
 T = TypeVar("T")
 logger = logging.getLogger("syncrox.ui.link")
@@ -86,10 +86,8 @@ class LinkThread:
             return trio.from_thread.run(bounded, trio_token=token)
         except trio.RunFinishedError as exc:
             raise BackendError("not connected; try again in a moment") from exc
-        except BackendError:
-            raise
         except Exception as exc:
-            raise BackendError(user_message(exc)) from exc
+            raise failed(exc, self.name) from exc
 
     def post(self, function: Callable[[], object]) -> None:
         """Run a quick synchronous ``function`` on the link's loop soon; never blocks."""

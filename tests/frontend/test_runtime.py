@@ -43,7 +43,7 @@ def test_a_call_runs_on_the_link_and_returns_its_value() -> None:
         assert link.join(JOIN_TIMEOUT_S)
 
 
-def test_a_slow_or_failing_call_is_a_backend_error() -> None:
+def test_a_slow_or_failing_call_is_a_backend_error(caplog: pytest.LogCaptureFixture) -> None:
     link, _ = sleeper()
     link.start()
     try:
@@ -55,6 +55,8 @@ def test_a_slow_or_failing_call_is_a_backend_error() -> None:
 
         with pytest.raises(BackendError, match="cannot reach the server"):
             link.call(refused, timeout_s=5)
+        logged = [r.getMessage() for r in caplog.records if r.name == "syncrox.ui"]
+        assert len(logged) == 2 and logged[1].startswith("ui.call_failed call=test reason=")
         assert link.alive  # a failed call does not end the link
     finally:
         link.close()
