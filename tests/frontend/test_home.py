@@ -6,24 +6,13 @@ import json
 import socket
 import struct
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.e2e.process import running_server
-
 APP = Path(__file__).resolve().parents[2] / "frontend" / "app.py"
 APP_TIMEOUT_S = 30
-
-
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
-    data_dir = tmp_path / "data"
-    with running_server(data_dir) as (_, ports):
-        monkeypatch.setenv("SYNCROX_PORTS_FILE", str(data_dir / "ports.json"))
-        yield ports
 
 
 def fresh_app() -> AppTest:

@@ -11,7 +11,6 @@ import json
 import random
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from streamlit.testing.v1 import AppTest
 import backend
 from backend import transfers
 from syncrox.protocol.rudp.events import EventKind, TransferEvent
-from tests.e2e.process import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -36,14 +34,6 @@ def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
-
-
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
-    data_dir = tmp_path / "data"
-    with running_server(data_dir) as (_, ports):
-        monkeypatch.setenv("SYNCROX_PORTS_FILE", str(data_dir / "ports.json"))
-        yield ports
 
 
 def job_for(
