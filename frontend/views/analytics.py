@@ -22,6 +22,7 @@ import charts
 import state
 from backend import analytics
 from backend.analytics import EventKind, Run, TransferEntry, series
+from plain import plain
 
 state.require_room()
 
@@ -237,7 +238,7 @@ def main() -> None:
     try:
         entries = analytics.transfers(st.session_state.token)
     except backend.BackendError as exc:
-        st.error(f"The room's transfers cannot be listed: {exc}")
+        st.error(f"The room's transfers cannot be listed: {plain(str(exc))}")
         return
     if not entries:
         st.info("No transfer in this room yet: upload or download a file, then come back.")
@@ -251,7 +252,7 @@ def main() -> None:
     try:
         runs = load_runs(entries, chosen)
     except backend.BackendError as exc:
-        st.error(f"The transfers' events cannot be fetched: {exc}")
+        st.error(f"The transfers' events cannot be fetched: {plain(str(exc))}")
         return
     for run in runs:
         if not run.trace.rows:

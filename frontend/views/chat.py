@@ -57,6 +57,7 @@ from backend.chat import (
     max_image_upload_mb,
     message_lines,
 )
+from plain import plain
 
 # Entries drawn. Each redraw (twice a second) sends every one and the browser lays them
 # all out again: measured here, 200 took 0.23 s of Python per redraw on a loaded machine and
@@ -84,7 +85,7 @@ def main() -> None:
     try:
         link = state.chat_link()
     except backend.BackendError as exc:
-        st.error(f"The chat is unavailable: {exc}")
+        st.error(f"The chat is unavailable: {plain(str(exc))}")
         return
     st.chat_input(
         "Message (attach an image with the clip)",
@@ -98,7 +99,7 @@ def main() -> None:
     conversation()
     outcome = st.session_state.get(OUTCOME)
     if outcome:
-        st.error(outcome)
+        st.error(plain(outcome))  # a refusal can quote what was sent
 
 
 def submitted(link: ChatLink) -> None:
@@ -134,7 +135,7 @@ def conversation() -> None:
     try:
         link = state.chat_link()
     except backend.BackendError as exc:
-        st.error(f"The chat is unavailable: {exc}")
+        st.error(f"The chat is unavailable: {plain(str(exc))}")
         return
     view = link.snapshot()
     connection_status(view)
@@ -152,7 +153,7 @@ def conversation() -> None:
 def connection_status(view: ChatView) -> None:
     if view.status == "connected" or (view.status == "connecting" and not view.problem):
         return  # (a first connect takes a moment: no warning flashes on every visit)
-    why = f": {view.problem}" if view.problem else ""
+    why = f": {plain(view.problem)}" if view.problem else ""
     if view.status == "closed":
         st.error(f"The chat stopped{why}. Leave the room and join again to follow it.")
     else:

@@ -20,6 +20,7 @@ import backend
 import state
 from backend import execution
 from backend.execution import Detail, Outcome, Refused, Row
+from plain import plain
 
 state.require_room()
 
@@ -109,7 +110,7 @@ def last_result() -> None:
     elif isinstance(result, str):
         st.error(result)
     elif isinstance(result, Refused):
-        st.info(f"Not run: the sandbox is busy ({result.message}). Try again in a moment.")
+        st.info(f"Not run: the sandbox is busy ({plain(result.message)}). Try again in a moment.")
     else:
         outcome(result)
 
@@ -143,7 +144,7 @@ def room_history() -> None:
     try:
         rows = execution.history(st.session_state.token, execution.limits().history_rows)
     except backend.BackendError as exc:
-        st.error(f"The history is unavailable: {exc}")
+        st.error(f"The history is unavailable: {plain(str(exc))}")
         return
     if not rows:
         st.info("No runs in this room yet.")
@@ -191,10 +192,10 @@ def detail(rows: list[Row]) -> None:
     try:
         shown = _detail(chosen)
     except backend.BackendError as exc:
-        st.error(f"Run {chosen} is unavailable: {exc}")
+        st.error(f"Run {chosen} is unavailable: {plain(str(exc))}")
         return
     with st.container(border=True, key="exec_run_detail"):
-        st.caption(f"Code ({shown.row.language}, by {shown.row.user}, {shown.row.at})")
+        st.caption(plain(f"Code ({shown.row.language}, by {shown.row.user}, {shown.row.at})"))
         st.code(shown.code, language=shown.row.language)
         cut = " (the history kept only its start)" if shown.stdin_cut else ""
         _block(f"stdin{cut}", shown.stdin, wrap=False)
@@ -238,7 +239,7 @@ st.title("Code Execution")
 try:
     names = languages()
 except backend.BackendError as exc:
-    st.error(f"The code-execution service is unavailable: {exc}")
+    st.error(f"The code-execution service is unavailable: {plain(str(exc))}")
     names = []
 left, right = st.columns([3, 2])
 with left:

@@ -17,6 +17,7 @@ import streamlit as st
 import backend
 import state
 from backend import transfers
+from plain import plain
 
 state.require_room()
 
@@ -52,7 +53,7 @@ def room_files() -> None:
         files = transfers.list_files(token)
     except backend.BackendError as exc:
         watch_files(token, None)
-        st.error(f"The file service is unavailable: {exc}")
+        st.error(f"The file service is unavailable: {plain(str(exc))}")
         return
     watch_files(token, listing(files))
     if not files:
@@ -78,7 +79,7 @@ def room_files() -> None:
             try:
                 transfers.delete_file(token, entry.name)
             except backend.BackendError as exc:
-                st.error(f"Could not delete it: {exc}")
+                st.error(f"Could not delete it: {plain(str(exc))}")
             else:
                 st.rerun()
 
@@ -126,7 +127,7 @@ def download(token: str, entry: transfers.FileEntry) -> None:
             try:
                 data = transfers.download_bytes(token, entry.name, entry.size)
             except backend.BackendError as exc:
-                st.error(f"The download failed: {exc}")
+                st.error(f"The download failed: {plain(str(exc))}")
                 return
         st.session_state["files_fetched"] = transfers.Fetched(entry.name, entry.sha256, data)
         st.rerun()
@@ -158,7 +159,7 @@ def upload_form(busy: bool) -> None:
     try:
         netem = network(preset)
     except backend.BackendError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return
     start = st.button(
         "Start upload", key="files_start", type="primary", icon=":material/upload:",
@@ -260,12 +261,12 @@ def cwnd_chart(points: list[transfers.Point]) -> alt.LayerChart:
 def show_outcome(view: transfers.JobView) -> None:
     outcome = view.outcome
     if outcome is None:
-        st.error(f"The upload of {view.name} ended: {view.problem or 'unknown reason'}")
+        st.error(plain(f"The upload of {view.name} ended: {view.problem or 'unknown reason'}"))
         return
     if outcome.ok:
         st.success("Stored: verified by SHA-256 on the server.")
     else:
-        st.error(f"The upload failed: {outcome.failure}")
+        st.error(f"The upload failed: {plain(str(outcome.failure))}")
     first, second = st.columns(3), st.columns(3)
     first[0].metric("Goodput", f"{human_size(round(outcome.goodput_bytes_per_s))}/s")
     first[1].metric("Retransmissions", outcome.retransmissions)
@@ -277,7 +278,9 @@ def show_outcome(view: transfers.JobView) -> None:
     second[2].metric("Time", f"{outcome.seconds:.2f} s")
     st.caption(f"Transfer {outcome.transfer_id} · {outcome.events:,} congestion events")
     if outcome.report_failure:
-        st.warning(f"Its events could not be stored for Analytics: {outcome.report_failure}")
+        st.warning(
+            f"Its events could not be stored for Analytics: {plain(str(outcome.report_failure))}"
+        )
     if outcome.transfer_id and st.button(
         "Open in Analytics", key="files_to_analytics", icon=":material/monitoring:"
     ):
