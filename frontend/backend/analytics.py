@@ -1,7 +1,8 @@
-"""The analytics page's calls: the room's transfers (``TRANSFERS``) and their congestion
-events (``METRICS``), each batch in one short ``trio.run`` on File Control, admitted with the
-session's membership token. What the page draws is computed by ``syncrox.client.analytics``
-(pure), re-exported here as ``series`` so that pages and ``charts`` need no other door.
+"""The analytics page's call: the congestion events (``METRICS``) of the transfers it picked
+from ``backend.transfers.room_transfers``, in one short ``trio.run`` on File Control,
+admitted with the session's membership token. What the page draws is computed by
+``syncrox.client.analytics`` (pure), re-exported here as ``series`` so that pages and
+``charts`` need no other door.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from dataclasses import dataclass
 
 from backend import call
 from backend.errors import BackendError
+from backend.transfers import admitted
 from syncrox.client import analytics as series
 from syncrox.client.analytics import Trace
 from syncrox.client.endpoints import Endpoints
-from syncrox.client.files import FilesClient
 from syncrox.errors import RemoteProtocolError
 from syncrox.protocol.files import TransferEntry
 from syncrox.protocol.rudp.events import EventKind
@@ -27,7 +28,6 @@ __all__ = [
     "TransferEntry",
     "metrics",
     "series",
-    "transfers",
 ]
 
 # The server may hold a METRICS export up to 30 s for its turn before answering BUSY.
@@ -65,17 +65,6 @@ class Run:
         return self.entry.algo
 
 
-def transfers(token: str) -> list[TransferEntry]:
-    """The room's transfers, newest first (the server lists at most 50)."""
-
-    async def op(where: Endpoints) -> list[TransferEntry]:
-        async with FilesClient.connect(where.host, where.port("files_tcp")) as files:
-            await files.auth(token)
-            return await files.transfers()
-
-    return call(op)
-
-
 def metrics(token: str, transfer_ids: Sequence[str]) -> dict[str, Metrics]:
     """Each transfer's CSV (parsed) and qlog exports, over one connection. Both are fetched
     at once, not when a download button is clicked: Streamlit deletes a file made by a
@@ -85,8 +74,7 @@ def metrics(token: str, transfer_ids: Sequence[str]) -> dict[str, Metrics]:
 
     async def op(where: Endpoints) -> dict[str, Metrics]:
         found: dict[str, Metrics] = {}
-        async with FilesClient.connect(where.host, where.port("files_tcp")) as files:
-            await files.auth(token)
+        async with admitted(where, token) as files:
             for transfer_id in transfer_ids:
                 body = await files.metrics(transfer_id, "csv")
                 qlog = await files.metrics(transfer_id, "qlog")

@@ -10,20 +10,22 @@ views never touch ``syncrox`` types.
 from __future__ import annotations
 
 import datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from backend import BackendError, call
 from syncrox.client.endpoints import Endpoints
 from syncrox.client.exec import ExecClient, RunReply, ShownRun
 from syncrox.config import load_config
-from syncrox.errors import RequestRefused
+from syncrox.errors import BUSY, RequestRefused
 from syncrox.protocol import exec as proto
 
 # A run waits in the server's queue, then compiles (up to the compile limit, 15 s by
 # default) and runs (5 s by default): generous, so only a dead server hits it.
 RUN_TIMEOUT_S = 120.0
-BUSY = "BUSY"
-SANDBOX_UNAVAILABLE = "SANDBOX_UNAVAILABLE"
+# The verdict the page shows as "unavailable, try later" (the wire's name, from its one place).
+SANDBOX_UNAVAILABLE = proto.Verdict.SANDBOX_UNAVAILABLE.value
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,14 @@ def limits() -> Limits:
     return Limits(config.max_code_bytes, config.max_stdin_bytes, config.history_page_max)
 
 
+@asynccontextmanager
+async def admitted(where: Endpoints, token: str) -> AsyncIterator[ExecClient]:
+    """An exec connection admitted with the session's token: the server decides the room."""
+    async with ExecClient.connect(where.host, where.port("exec")) as client:
+        await client.auth(token)
+        yield client
+
+
 def languages() -> list[str]:
     """The languages the service runs, as it lists them (``LANGS``)."""
 
@@ -108,8 +118,7 @@ def run(token: str, language: str, code: str, stdin: str) -> Outcome | Refused:
     _check_sizes(code_bytes, stdin_bytes)
 
     async def op(where: Endpoints) -> Outcome | Refused:
-        async with ExecClient.connect(where.host, where.port("exec")) as client:
-            await client.auth(token)
+        async with admitted(where, token) as client:
             try:
                 reply = await client.run(language, code_bytes, stdin_bytes)
             except RequestRefused as exc:
@@ -125,8 +134,7 @@ def history(token: str, limit: int) -> list[Row]:
     """The newest ``limit`` runs of the caller's room (the token decides the room)."""
 
     async def op(where: Endpoints) -> list[Row]:
-        async with ExecClient.connect(where.host, where.port("exec")) as client:
-            await client.auth(token)
+        async with admitted(where, token) as client:
             return [_row(entry) for entry in await client.history(limit)]
 
     return call(op)
@@ -137,8 +145,7 @@ def show(token: str, run_id: int) -> Detail:
     outputs."""
 
     async def op(where: Endpoints) -> ShownRun:
-        async with ExecClient.connect(where.host, where.port("exec")) as client:
-            await client.auth(token)
+        async with admitted(where, token) as client:
             return await client.show(run_id)
 
     shown = call(op)

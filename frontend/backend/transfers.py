@@ -38,7 +38,7 @@ __all__ = [
     "ALGORITHMS_SHOWN", "CODECS", "CUSTOM", "DEFAULT_ALGORITHM", "PRESETS", "BackendError",
     "Fetched", "FileEntry", "JobView", "NetemConfig", "Point", "TransferEntry", "TransferJob",
     "UploadPlan",
-    "custom_netem", "delete_file", "download_bytes", "list_files", "room_transfers",
+    "admitted", "custom_netem", "delete_file", "download_bytes", "list_files", "room_transfers",
 ]  # fmt: skip
 
 ALGORITHMS_SHOWN = tuple(ALGORITHMS)  # tahoe, reno, newreno, cubic: the core's own order
@@ -75,7 +75,9 @@ def custom_netem(loss_percent: float, delay_ms: float, seed: int) -> NetemConfig
 
 
 @asynccontextmanager
-async def _admitted(where: Endpoints, token: str) -> AsyncIterator[FilesClient]:
+async def admitted(where: Endpoints, token: str) -> AsyncIterator[FilesClient]:
+    """A File Control connection admitted with the session's token (the server decides
+    the room): every call of the File Transfer and Analytics pages starts here."""
     async with FilesClient.connect(where.host, where.port("files_tcp")) as files:
         with trio.fail_after(AUTH_TIMEOUT_S):
             await files.auth(token)
@@ -84,7 +86,7 @@ async def _admitted(where: Endpoints, token: str) -> AsyncIterator[FilesClient]:
 
 def list_files(token: str) -> list[FileEntry]:
     async def op(where: Endpoints) -> list[FileEntry]:
-        async with _admitted(where, token) as files:
+        async with admitted(where, token) as files:
             return await files.list_files()
 
     return call(op, timeout_s=LIST_TIMEOUT_S)
@@ -92,15 +94,17 @@ def list_files(token: str) -> list[FileEntry]:
 
 def delete_file(token: str, name: str) -> None:
     async def op(where: Endpoints) -> None:
-        async with _admitted(where, token) as files:
+        async with admitted(where, token) as files:
             await files.delete(name)
 
     call(op)
 
 
 def room_transfers(token: str) -> list[TransferEntry]:
+    """The room's transfers, newest first (the server lists at most 50)."""
+
     async def op(where: Endpoints) -> list[TransferEntry]:
-        async with _admitted(where, token) as files:
+        async with admitted(where, token) as files:
             return await files.transfers()
 
     return call(op, timeout_s=LIST_TIMEOUT_S)
@@ -108,12 +112,12 @@ def room_transfers(token: str) -> list[TransferEntry]:
 
 def download_bytes(token: str, name: str, size: int) -> bytes:
     """Download ``name`` over reliable UDP into a temporary directory (always removed) and
-    return its verified bytes. For ``st.download_button(data=callable)``: runs when clicked."""
+    return its verified bytes (the page's "Download file"; "Save file" then hands them over)."""
 
     async def op(where: Endpoints) -> bytes:
         with tempfile.TemporaryDirectory(prefix="syncrox-download-") as folder:
             output = Path(folder) / "file"  # the .part beside it goes with the folder
-            async with _admitted(where, token) as files:
+            async with admitted(where, token) as files:
                 result = await download(files, where.host, name, output, TransferOptions())
             if not result.ok:
                 raise BackendError(f"the download of {name} failed: {_failure_text(result)}")
@@ -279,7 +283,7 @@ class TransferJob:
         path: Path | None = None
         try:
             path = await trio.to_thread.run_sync(self._spool)
-            async with _admitted(self.where, self.token) as files:
+            async with admitted(self.where, self.token) as files:
                 result = await upload(
                     files, self.where.host, path, self.plan.options(), name=self.name,
                     progress=self._progress, on_event=self._event,

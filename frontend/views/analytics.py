@@ -20,8 +20,9 @@ import streamlit as st
 import backend
 import charts
 import state
-from backend import analytics
+from backend import analytics, transfers
 from backend.analytics import EventKind, Run, TransferEntry, series
+from formats import size_text
 from plain import plain
 
 state.require_room()
@@ -40,13 +41,6 @@ ENDED = frozenset({EventKind.COMPLETE, EventKind.FAILED})
 def when(unix: float, *, precise: bool = False) -> str:
     moment = datetime.datetime.fromtimestamp(unix, datetime.UTC)
     return moment.strftime("%H:%M:%S.%f")[:-3] if precise else moment.strftime("%m-%d %H:%M UTC")
-
-
-def size_text(size: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} B"
 
 
 def label(entry: TransferEntry) -> str:
@@ -236,7 +230,7 @@ least 200 ms. Uploads show the client's events (it sends), downloads the server'
 def main() -> None:
     st.title("Congestion Control Analytics")
     try:
-        entries = analytics.transfers(st.session_state.token)
+        entries = transfers.room_transfers(st.session_state.token)
     except backend.BackendError as exc:
         st.error(f"The room's transfers cannot be listed: {plain(str(exc))}")
         return

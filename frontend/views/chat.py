@@ -57,6 +57,7 @@ from backend.chat import (
     max_image_upload_mb,
     message_lines,
 )
+from formats import size_text
 from plain import plain
 
 # Entries drawn. Each redraw (twice a second) sends every one and the browser lays them
@@ -229,14 +230,6 @@ def draw_image(entry: ImageMessage, link: ChatLink, view: ChatView, inline: bool
 
 def clock(ts_ms: int) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts_ms / 1000))
-
-
-def size_text(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
 
 
 main()

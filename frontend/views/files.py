@@ -17,6 +17,7 @@ import streamlit as st
 import backend
 import state
 from backend import transfers
+from formats import size_text
 from plain import plain
 
 state.require_room()
@@ -27,15 +28,6 @@ JOB_KEY = "upload"  # one upload at a time per browser session
 ANALYTICS_PAGE = "views/analytics.py"
 LOSS_KINDS = ("FAST_RETRANSMIT", "TIMEOUT")  # marked on the live chart
 CHART_HEIGHT_PX = 240
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def when(unix: int) -> str:
@@ -61,7 +53,7 @@ def room_files() -> None:
         return
     st.dataframe(
         [
-            {"Name": f.name, "Size": human_size(f.size), "Bytes": f.size,
+            {"Name": f.name, "Size": size_text(f.size), "Bytes": f.size,
              "SHA-256": f.sha256[:12], "Uploaded by": f.uploaded_by,
              "Time": when(f.created_unix)}
             for f in files
@@ -118,12 +110,12 @@ def download(token: str, entry: transfers.FileEntry) -> None:
             icon=":material/save:",
         )  # fmt: skip
         return
-    if entry.size > UPLOAD_CAP_MB * 1_000_000:
+    if entry.size > UPLOAD_CAP_MB << 20:  # Streamlit counts MiB, as size_text does
         st.caption(f"Larger than {UPLOAD_CAP_MB} MB: `syncrox-trio get NAME -o PATH` instead.")
         return
     if st.button("Download file", key="files_fetch", icon=":material/download:"):
         st.session_state.pop("files_fetched", None)  # one file held at a time
-        with st.spinner(f"Downloading {human_size(entry.size)} over reliable UDP..."):
+        with st.spinner(f"Downloading {size_text(entry.size)} over reliable UDP..."):
             try:
                 data = transfers.download_bytes(token, entry.name, entry.size)
             except backend.BackendError as exc:
@@ -268,7 +260,7 @@ def show_outcome(view: transfers.JobView) -> None:
     else:
         st.error(f"The upload failed: {plain(str(outcome.failure))}")
     first, second = st.columns(3), st.columns(3)
-    first[0].metric("Goodput", f"{human_size(round(outcome.goodput_bytes_per_s))}/s")
+    first[0].metric("Goodput", f"{size_text(round(outcome.goodput_bytes_per_s))}/s")
     first[1].metric("Retransmissions", outcome.retransmissions)
     first[2].metric("Timeouts", outcome.timeouts)
     second[0].metric(
