@@ -84,7 +84,7 @@ def main() -> None:
     state.require_room()
     st.title("Chat")
     try:
-        link = state.chat_link()
+        state.chat_link()  # started (or found) before anything is drawn
     except backend.BackendError as exc:
         st.error(f"The chat is unavailable: {plain(str(exc))}")
         return
@@ -95,7 +95,6 @@ def main() -> None:
         file_type=list(IMAGE_FILE_TYPES),
         max_upload_size=max_image_upload_mb(),
         on_submit=submitted,
-        args=(link,),
     )
     conversation()
     outcome = st.session_state.get(OUTCOME)
@@ -103,15 +102,22 @@ def main() -> None:
         st.error(plain(outcome))  # a refusal can quote what was sent
 
 
-def submitted(link: ChatLink) -> None:
+def submitted() -> None:
     """Send at once, in the submit callback: Streamlit runs it before the page script, so
     a rerun that a second message (or a timer) requests cannot cut in before the send, as
     it could in the page body. (``submit_mode="disable"`` would also keep two messages from
     racing, but with live fragments running the input measured here stayed disabled for
-    good under load: never re-enabled.)"""
+    good under load: never re-enabled.) The link is looked up now, not taken from the run
+    that drew the input: a dropped websocket rebuilds the session's links meanwhile."""
     value = st.session_state.get(INPUT)
-    if value is not None:
-        st.session_state[OUTCOME] = send(link, value.text, value.files)
+    if value is None:
+        return
+    try:
+        link = state.chat_link()
+    except backend.BackendError as exc:
+        st.session_state[OUTCOME] = f"Message not sent: {exc}"
+        return
+    st.session_state[OUTCOME] = send(link, value.text, value.files)
 
 
 def send(link: ChatLink, text: str, files: Sequence[Upload]) -> str | None:
