@@ -60,6 +60,9 @@ def chat(alice: Page, bob: Page, out: Path) -> None:
     open_chat(bob)
     say(alice, "Week 3 slides are up. Compare Tahoe and Reno under 5 % loss, please.")
     say(bob, "On it. Here is the topology I will use:")
+    # Attach once the sent line is drawn: a file picked in the very rerun that a submit
+    # starts is lost by Streamlit's chat input (a person is never that fast).
+    expect(log(bob).get_by_text("On it. Here is the topology I will use:")).to_be_visible()
     attach(bob, "topology.png", small_png(32))
     say(bob, "Sent from the web UI.")
     say(alice, "<b>this is not bold</b>: peer text is never HTML")
