@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.browser import create_room, join_room, open_home, type_into
+from tests.e2e.browser import create_room, join_room, open_home, open_tab, type_into
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,7 +24,7 @@ def test_create_a_room_then_someone_joins_it_by_its_code(browser: Browser, ui_ur
 
     bob = open_home(browser, ui_url)  # another browser context: another session
     type_into(bob, "Your name", "bob")
-    bob.get_by_role("tab", name="Join a room").click()
+    open_tab(bob, "Join a room", bob.get_by_role("textbox", name="Room code"))
     type_into(bob, "Room code", code)
     bob.get_by_role("button", name="Join").click()
     expect(bob.get_by_role("heading", name=f"Room {code}")).to_be_visible()
@@ -34,7 +34,7 @@ def test_create_a_room_then_someone_joins_it_by_its_code(browser: Browser, ui_ur
 def test_refusals_are_shown_on_the_page(browser: Browser, ui_url: str) -> None:
     page = open_home(browser, ui_url)
     type_into(page, "Your name", "carol")
-    page.get_by_role("tab", name="Join a room").click()
+    open_tab(page, "Join a room", page.get_by_role("textbox", name="Room code"))
     # The client's own check: never sent.
     type_into(page, "Room code", "12")
     page.get_by_role("button", name="Join").click()
